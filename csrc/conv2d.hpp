@@ -1,0 +1,50 @@
+// 2-D convolution layers, forward and backward, as correlations.
+//
+// The derivation this engine follows ("forward and backward propagation in a
+// CNN are both convolutions"), with x (N,C,H,W), w (K,C/g,R,S), y (N,K,Ho,Wo):
+//   forward       y[n,k]  = sum_c  x[n,c] (*) w[k,c]             (*) = correlation
+//   input grad    dx[n,c] = sum_k  dilate_s(dy[n,k]) (*)_full rot180(w[k,c])
+//   weight grad   dw[k,c] = sum_n  x[n,c] (*) dilate_s(dy[n,k])
+//   bias grad     db[k]   = sum_{n,oh,ow} dy[n,k,oh,ow]
+// One generalised correlation (input dilation for the stride of the forward
+// pass, signed padding for "full" and for cropping) serves the forward pass and
+// the input gradient; the weight gradient is the same patch gather feeding a
+// GEMM with dy.
+#pragma once
+
+#include "geometry.hpp"
+
+namespace convext {
+
+// y[n, k, oh, ow] = bias[k] + sum_{c in group(k), r, s}
+//     w[k, c, r, s] * xd[n, c, oh*stride.h + r*dilation.h - pad.h,
+//                              ow*stride.w + s*dilation.w - pad.w]
+// where xd is x with (in_dilation - 1) zeros inserted between neighbours and
+// zero outside; pad may be negative (that crops xd).
+struct CorrelationPlan {
+    index_t N = 0, C = 0, H = 0, W = 0;  // x as stored
+    index_t K = 0, R = 0, S = 0, groups = 1;
+    Pair in_dilation{1, 1}, stride{1, 1}, dilation{1, 1}, pad{0, 0};
+    index_t Ho = 0, Wo = 0;
+
+    index_t Cg() const { return C / groups; }
+    index_t Kg() const { return K / groups; }
+};
+
+// bias may be null. Threaded; bitwise identical for any thread count.
+template <class T>
+void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);
+
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+
+template <class T>
+void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx);
+
+template <class T>
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw);
+
+template <class T>
+void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db);
+
+}  // namespace convext

@@ -1,0 +1,177 @@
+// Weight and bias gradients.
+//
+//   dw[k,c,r,s] = sum_{n,oh,ow} dy[n,k,oh,ow] * x[n,c, oh*sh + r*dh - ph, ow*sw + s*dw - pw]
+//
+// i.e. the correlation of x with the (stride-dilated) dy. As a GEMM per group:
+// dw (Kg x Cg*R*S) = sum_n dy[n] (Kg x P) * patches(x[n])^T (P x Cg*R*S), the
+// patches gathered on the fly by the forward pass's gather.
+//
+// Determinism: every element of dw is owned by one task, which sums in a fixed
+// order. When dw has too few column blocks to keep the threads busy, the batch
+// is cut into a number of chunks that depends on the shapes only (never on the
+// thread count), each chunk writes its own partial, and the partials are added
+// in chunk order. No atomics, same bits for any thread count.
+#include <algorithm>
+
+#include "conv2d.hpp"
+#include "gemm/gemm.hpp"
+#include "im2col.hpp"
+#include "parallel.hpp"
+
+namespace convext {
+namespace {
+
+constexpr index_t kMinGemmRows = 4;  // as in the forward pass
+constexpr index_t kTargetTasks = 16;
+
+CorrelationPlan forward_plan(const Conv2dGeometry& g) {
+    CorrelationPlan p;
+    p.N = g.N, p.C = g.C, p.H = g.H, p.W = g.W;
+    p.K = g.K, p.R = g.R, p.S = g.S, p.groups = g.groups;
+    p.stride = g.stride, p.dilation = g.dilation, p.pad = g.padding;
+    p.Ho = g.Ho, p.Wo = g.Wo;
+    return p;
+}
+
+// Sum of a[i] * b[i * step] in a fixed order, in 8 interleaved lanes so that
+// the compiler can vectorise it without reassociating.
+template <class T>
+inline void dot_lanes(const T* a, const T* b, index_t n, index_t step, T* lanes) {
+    index_t i = 0;
+    if (step == 1) {
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; ++l) lanes[l] += a[i + l] * b[i + l];
+    }
+    for (; i < n; ++i) lanes[i % 8] += a[i] * b[i * step];
+}
+
+// Few output channels per group (depthwise): one task per output channel,
+// dot products of dy rows with shifted x rows.
+template <class T>
+void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+    const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w;
+    parallel_for(g.K, [&](index_t k, int) {
+        const index_t grp = k / Kg;
+        for (index_t c = 0; c < Cg; ++c)
+            for (index_t r = 0; r < g.R; ++r)
+                for (index_t s = 0; s < g.S; ++s) {
+                    const index_t off = s * g.dilation.w - g.padding.w;
+                    const index_t lo = std::min(g.Wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
+                    const index_t hi =
+                        std::clamp(g.W - off <= 0 ? 0 : (g.W - off + sw - 1) / sw, lo, g.Wo);
+                    T lanes[8] = {};
+                    for (index_t n = 0; n < g.N; ++n) {
+                        const T* dyk = dy + (n * g.K + k) * g.Ho * g.Wo;
+                        const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
+                        for (index_t oh = 0; oh < g.Ho; ++oh) {
+                            const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
+                            if (ih < 0 || ih >= g.H) continue;
+                            dot_lanes(dyk + oh * g.Wo + lo, xc + ih * g.W + lo * sw + off, hi - lo,
+                                      sw, lanes);
+                        }
+                    }
+                    T sum = T(0);
+                    for (int l = 0; l < 8; ++l) sum += lanes[l];
+                    dw[((k * Cg) + c) * g.R * g.S + r * g.S + s] = sum;
+                }
+    });
+}
+
+template <class T>
+void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const int nr = kern.nr;
+    const CorrelationPlan plan = forward_plan(g);
+    const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
+    const index_t KC = gemm::kKC<T>;
+    const index_t ncw = round_up(ceil_div(KD, ceil_div(KD, gemm::kNC<T>)), nr);
+    const index_t ncb = ceil_div(KD, ncw);
+    const index_t out_tasks = g.groups * ncb;
+    const index_t chunks = std::min(g.N, std::max<index_t>(1, ceil_div(kTargetTasks, out_tasks)));
+    const index_t dw_size = g.K * KD;
+
+    Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, "conv2d_weight_grad") : 0,
+                      "weight-gradient partial sums");
+    const index_t per_thread =
+        gemm::packed_a_size(Kg, KC) + gemm::packed_b_size(ncw, KC, nr) + KC;
+    const index_t tasks = out_tasks * chunks;
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d_weight_grad"),
+                      "gradient panels");
+
+    parallel_for(tasks, [&](index_t t, int tid) {
+        const index_t chunk = t / out_tasks, grp = (t % out_tasks) / ncb, j0 = (t % ncb) * ncw;
+        const index_t nj = std::min(ncw, KD - j0);
+        const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
+        T* apack = scratch.data() + tid * per_thread;
+        T* bpack = apack + gemm::packed_a_size(Kg, KC);
+        T* col = bpack + gemm::packed_b_size(ncw, KC, nr);
+        T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD + j0;
+        bool accumulate = false;
+        for (index_t n = n0; n < n1; ++n) {
+            const T* dyg = dy + (n * g.K + grp * Kg) * P;
+            const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
+            for (index_t p0 = 0; p0 < P; p0 += KC) {
+                const index_t kc = std::min(KC, P - p0);
+                gemm::pack_a(Kg, kc, dyg + p0, P, 1, apack);
+                for (index_t j = 0; j < nj; ++j) {
+                    gather_patch_row(plan, xg, j0 + j, p0, kc, col);
+                    gemm::pack_b_col(kc, j, col, bpack, nr);
+                }
+                gemm::pack_b_zero_tail(nj, kc, bpack, nr);
+                for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC) {
+                    const index_t mc = std::min(gemm::kMC, Kg - m0);
+                    kern.macro(mc, nj, kc, apack + m0 * kc, bpack, out + m0 * KD, KD, accumulate);
+                }
+                accumulate = true;
+            }
+        }
+    });
+
+    if (chunks > 1) {
+        constexpr index_t kBlock = 4096;
+        parallel_for(ceil_div(dw_size, kBlock), [&](index_t b, int) {
+            const index_t i0 = b * kBlock, i1 = std::min(dw_size, i0 + kBlock);
+            std::copy(partial.data() + i0, partial.data() + i1, dw + i0);
+            for (index_t c = 1; c < chunks; ++c) {
+                const T* part = partial.data() + c * dw_size;
+                for (index_t i = i0; i < i1; ++i) dw[i] += part[i];
+            }
+        });
+    }
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+    if (g.Kg() < kMinGemmRows)
+        weight_grad_direct(g, dy, x, dw);
+    else
+        weight_grad_gemm(g, dy, x, dw);
+}
+
+template <class T>
+void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
+    const index_t P = g.Ho * g.Wo;
+    parallel_for(g.K, [&](index_t k, int) {
+        T lanes[8] = {};
+        for (index_t n = 0; n < g.N; ++n) {
+            const T* d = dy + (n * g.K + k) * P;
+            index_t i = 0;
+            for (; i + 8 <= P; i += 8)
+                for (int l = 0; l < 8; ++l) lanes[l] += d[i + l];
+            for (; i < P; ++i) lanes[i % 8] += d[i];
+        }
+        T sum = T(0);
+        for (int l = 0; l < 8; ++l) sum += lanes[l];
+        db[k] = sum;
+    });
+}
+
+#define CONVEXT_INSTANTIATE(T)                                                                \
+    template void conv2d_backward_weight<T>(const Conv2dGeometry&, const T*, const T*, T*); \
+    template void conv2d_backward_bias<T>(const Conv2dGeometry&, const T*, T*);
+CONVEXT_INSTANTIATE(float)
+CONVEXT_INSTANTIATE(double)
+
+}  // namespace convext

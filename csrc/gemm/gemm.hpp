@@ -1,0 +1,98 @@
+// Packed GEMM building blocks in the BLIS style.
+//
+//   C[m x n] (+)= A[m x k] * B[k x n]
+//
+// A is packed into row panels of MR rows ("Ap": for each panel, k columns of
+// MR values), B into column panels of NR columns ("Bp": for each panel, k rows
+// of NR values); zero padded at the edges. The packing is done by the callers
+// (the convolution code gathers B straight from the image, implicit GEMM), the
+// register-tile micro-kernel and the loop around it ("macro-kernel") are
+// per-ISA and chosen once at load time.
+#pragma once
+
+#include "../common.hpp"
+
+namespace convext::gemm {
+
+constexpr int kMR = 6;  // rows of the register tile, for every kernel
+
+template <class T>
+struct Kernel {
+    const char* name;  // e.g. "sgemm_6x16__avx2_fma": what it computes, where it runs
+    int mr, nr;
+    // C[m x n] = (accumulate ? C : 0) + Ap[m x kc] * Bp[kc x n], m and n of any size.
+    void (*macro)(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C,
+                  index_t ldc, bool accumulate);
+};
+
+// The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).
+template <class T>
+const Kernel<T>& kernel();
+
+// Every kernel compiled into this build and runnable on this CPU (for tests).
+const char* isa_name();           // "avx2_fma" or "generic"
+const char* available_isas();     // comma separated
+
+// Blocking. KC: depth of one packed block (A strip kc x MR ~ 6 KiB, B micro
+// panel kc x NR ~ 16 KiB: in L1 with room to spare). NC: columns of a packed
+// B block (~192 KiB: L2). MC: rows of A run against one B block.
+template <class T>
+constexpr index_t kKC = 256;
+template <class T>
+constexpr index_t kNC = 196608 / (256 * index_t(sizeof(T)));
+constexpr index_t kMC = 120;
+
+// Pack rows [0, m) x cols [0, kc) of a matrix with element (i, j) at
+// A[i * rs + j * cs] into MR-row panels.
+template <class T>
+void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
+    for (index_t i0 = 0; i0 < m; i0 += kMR) {
+        const index_t mr = m - i0 < kMR ? m - i0 : kMR;
+        for (index_t j = 0; j < kc; ++j) {
+            const T* src = A + i0 * rs + j * cs;
+            T* dst = Ap + j * kMR;
+            index_t i = 0;
+            for (; i < mr; ++i) dst[i] = src[i * rs];
+            for (; i < kMR; ++i) dst[i] = T(0);
+        }
+        Ap += kc * kMR;
+    }
+}
+
+// Size of a packed A block / B block.
+inline index_t packed_a_size(index_t m, index_t kc) { return round_up(m, kMR) * kc; }
+inline index_t packed_b_size(index_t n, index_t kc, int nr) { return round_up(n, nr) * kc; }
+
+// Scatter one row `k` of a B block (n contiguous values in `row`) into the
+// NR-column panels of Bp.
+template <class T>
+inline void pack_b_row(index_t n, index_t kc, index_t k, const T* row, T* Bp, int nr) {
+    index_t j0 = 0;
+    for (; j0 + nr <= n; j0 += nr) std::memcpy(Bp + j0 * kc + k * nr, row + j0, nr * sizeof(T));
+    if (j0 < n) {
+        T* dst = Bp + j0 * kc + k * nr;
+        index_t j = 0;
+        for (; j < n - j0; ++j) dst[j] = row[j0 + j];
+        for (; j < nr; ++j) dst[j] = T(0);
+    }
+}
+
+// Write one column `j` of a B block (kc contiguous values in `col`, one per
+// k) into the panels of Bp.
+template <class T>
+inline void pack_b_col(index_t kc, index_t j, const T* col, T* Bp, int nr) {
+    T* dst = Bp + (j / nr) * nr * kc + (j % nr);
+    for (index_t k = 0; k < kc; ++k) dst[k * nr] = col[k];
+}
+
+// Zero the padding columns [n, round_up(n, nr)) of the last panel.
+template <class T>
+inline void pack_b_zero_tail(index_t n, index_t kc, T* Bp, int nr) {
+    const index_t n_up = round_up(n, nr);
+    for (index_t j = n; j < n_up; ++j) {
+        T* dst = Bp + (j / nr) * nr * kc + (j % nr);
+        for (index_t k = 0; k < kc; ++k) dst[k * nr] = T(0);
+    }
+}
+
+}  // namespace convext::gemm

@@ -1,0 +1,15 @@
+// Portable instance of the packed GEMM: 16-byte vectors, which every x86-64
+// (SSE2), AArch64 (NEON) and, lowered to scalars by the compiler, any other
+// target has.
+#define CONVEXT_VBYTES 16
+#define CONVEXT_KERNEL_NS generic
+#include "microkernel_impl.hpp"
+
+namespace convext::gemm {
+extern const Kernel<float> sgemm_6x8__generic;
+extern const Kernel<double> dgemm_6x4__generic;
+const Kernel<float> sgemm_6x8__generic{"sgemm_6x8__generic", kMR, generic::kNR<float>,
+                                       generic::macro_kernel<float>};
+const Kernel<double> dgemm_6x4__generic{"dgemm_6x4__generic", kMR, generic::kNR<double>,
+                                        generic::macro_kernel<double>};
+}  // namespace convext::gemm

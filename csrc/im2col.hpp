@@ -1,0 +1,62 @@
+// The patch gather ("im2col") of the generalised correlation, one row of the
+// virtual column matrix at a time, so that no whole-image column buffer is
+// ever built: the GEMM callers pack what they gather straight into panels.
+#pragma once
+
+#include "conv2d.hpp"
+
+#include <algorithm>
+
+namespace convext {
+
+// Row `crs` = (c, r, s) of the column matrix of one image group: the values
+// that tap (r, s) of channel c sees at the output positions [p0, p0 + n),
+// p = oh * Wo + ow. `x` points at channel 0 of the group.
+template <class T>
+void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t p0, index_t n,
+                      T* out) {
+    const index_t RS = p.R * p.S;
+    const index_t c = crs / RS, r = (crs / p.S) % p.R, s = crs % p.S;
+    const T* xc = x + c * p.H * p.W;
+    const index_t Hd = (p.H - 1) * p.in_dilation.h + 1;
+    const index_t idh = p.in_dilation.h, idw = p.in_dilation.w, sw = p.stride.w;
+    // Column offset in dilated coordinates: iwd = ow * sw + off.
+    const index_t off = s * p.dilation.w - p.pad.w;
+    // Outputs whose column lands inside the row (only used when idw == 1).
+    const index_t ow_lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    const index_t ow_hi = p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw;
+
+    index_t oh = p0 / p.Wo, ow = p0 % p.Wo;
+    for (index_t done = 0; done < n;) {
+        const index_t run = std::min(p.Wo - ow, n - done);
+        const index_t ihd = oh * p.stride.h + r * p.dilation.h - p.pad.h;
+        T* o = out + done;
+        if (ihd < 0 || ihd >= Hd || ihd % idh != 0) {
+            std::fill(o, o + run, T(0));
+        } else {
+            const T* row = xc + (ihd / idh) * p.W;
+            if (idw == 1) {
+                const index_t lo = std::clamp(ow_lo, ow, ow + run);
+                const index_t hi = std::clamp(ow_hi, lo, ow + run);
+                std::fill(o, o + (lo - ow), T(0));
+                if (sw == 1) {
+                    std::copy(row + lo + off, row + hi + off, o + (lo - ow));
+                } else {
+                    for (index_t q = lo; q < hi; ++q) o[q - ow] = row[q * sw + off];
+                }
+                std::fill(o + (hi - ow), o + run, T(0));
+            } else {
+                const index_t Wd = (p.W - 1) * idw + 1;
+                for (index_t q = 0; q < run; ++q) {
+                    const index_t iwd = (ow + q) * sw + off;
+                    o[q] = (iwd >= 0 && iwd < Wd && iwd % idw == 0) ? row[iwd / idw] : T(0);
+                }
+            }
+        }
+        done += run;
+        ++oh;
+        ow = 0;
+    }
+}
+
+}  // namespace convext

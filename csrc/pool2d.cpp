@@ -1,0 +1,159 @@
+// Pooling. Work is split over (n, c) planes; each plane is owned by one task,
+// so the backward scatter (overlapping windows add up) needs no atomics and
+// is the same for any thread count.
+#include "pool2d.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "parallel.hpp"
+
+namespace convext {
+namespace {
+
+// Window of output (oh, ow) clipped to the input, in input coordinates.
+struct Window {
+    index_t h0, h1, w0, w1;  // [h0, h1) x [w0, w1), stepping by dilation
+};
+
+inline index_t first_tap(index_t start, index_t dil) {
+    // First tap start + t*dil that is >= 0.
+    return start >= 0 ? start : start + ceil_div(-start, dil) * dil;
+}
+
+inline Window max_window(const Pool2dGeometry& g, index_t oh, index_t ow) {
+    const index_t hs = oh * g.stride.h - g.padding.h, ws = ow * g.stride.w - g.padding.w;
+    const index_t he = std::min(hs + (g.kernel.h - 1) * g.dilation.h + 1, g.H);
+    const index_t we = std::min(ws + (g.kernel.w - 1) * g.dilation.w + 1, g.W);
+    return {first_tap(hs, g.dilation.h), he, first_tap(ws, g.dilation.w), we};
+}
+
+// PyTorch's NCHW CPU rule: scan rows then columns, take a value when it is
+// greater than the running max or NaN. So the first of equal maxima wins, a
+// NaN wins over numbers, and the last NaN wins over earlier NaNs.
+template <class T>
+inline index_t argmax_in(const Pool2dGeometry& g, const T* plane, const Window& win, T* best) {
+    T m = -INFINITY;
+    index_t arg = win.h0 * g.W + win.w0;
+    for (index_t ih = win.h0; ih < win.h1; ih += g.dilation.h)
+        for (index_t iw = win.w0; iw < win.w1; iw += g.dilation.w) {
+            const T v = plane[ih * g.W + iw];
+            if (v > m || std::isnan(v)) {
+                m = v;
+                arg = ih * g.W + iw;
+            }
+        }
+    *best = m;
+    return arg;
+}
+
+// Average-pool window and divisor, PyTorch's formula: the window is first
+// clipped to the padded input (that size is the divisor with
+// count_include_pad), then to the input.
+struct AvgWindow {
+    index_t h0, h1, w0, w1;
+    index_t divisor;
+};
+
+inline AvgWindow avg_window(const Pool2dGeometry& g, bool count_include_pad, index_t oh,
+                            index_t ow) {
+    index_t hs = oh * g.stride.h - g.padding.h, ws = ow * g.stride.w - g.padding.w;
+    index_t he = std::min(hs + g.kernel.h, g.H + g.padding.h);
+    index_t we = std::min(ws + g.kernel.w, g.W + g.padding.w);
+    const index_t padded_size = (he - hs) * (we - ws);
+    hs = std::max<index_t>(hs, 0), ws = std::max<index_t>(ws, 0);
+    he = std::min(he, g.H), we = std::min(we, g.W);
+    const index_t inner = (he - hs) * (we - ws);
+    return {hs, he, ws, we, count_include_pad ? padded_size : inner};
+}
+
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* indices) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    parallel_for(g.N * g.C, [&](index_t plane, int) {
+        const T* xp = x + plane * HW;
+        T* yp = y + plane * HoWo;
+        std::int64_t* ip = indices ? indices + plane * HoWo : nullptr;
+        for (index_t oh = 0; oh < g.Ho; ++oh)
+            for (index_t ow = 0; ow < g.Wo; ++ow) {
+                T best;
+                const index_t arg = argmax_in(g, xp, max_window(g, oh, ow), &best);
+                yp[oh * g.Wo + ow] = best;
+                if (ip) ip[oh * g.Wo + ow] = arg;
+            }
+    });
+}
+
+template <class T>
+void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
+                         const std::int64_t* indices, T* dx) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    parallel_for(g.N * g.C, [&](index_t plane, int) {
+        const T* dyp = dy + plane * HoWo;
+        T* dxp = dx + plane * HW;
+        std::fill(dxp, dxp + HW, T(0));
+        if (indices) {
+            const std::int64_t* ip = indices + plane * HoWo;
+            for (index_t o = 0; o < HoWo; ++o) {
+                if (ip[o] < 0 || ip[o] >= HW)
+                    fail(msg("max_pool2d_backward: indices must lie in [0, ", HW,
+                             ") (positions in an ", g.H, "x", g.W, " plane), got ", ip[o]));
+                dxp[ip[o]] += dyp[o];
+            }
+            return;
+        }
+        const T* xp = x + plane * HW;
+        for (index_t oh = 0; oh < g.Ho; ++oh)
+            for (index_t ow = 0; ow < g.Wo; ++ow) {
+                T best;
+                dxp[argmax_in(g, xp, max_window(g, oh, ow), &best)] += dyp[oh * g.Wo + ow];
+            }
+    });
+}
+
+template <class T>
+void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    parallel_for(g.N * g.C, [&](index_t plane, int) {
+        const T* xp = x + plane * HW;
+        T* yp = y + plane * HoWo;
+        for (index_t oh = 0; oh < g.Ho; ++oh)
+            for (index_t ow = 0; ow < g.Wo; ++ow) {
+                const AvgWindow win = avg_window(g, count_include_pad, oh, ow);
+                T sum = T(0);
+                for (index_t ih = win.h0; ih < win.h1; ++ih)
+                    for (index_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * g.W + iw];
+                yp[oh * g.Wo + ow] = sum / T(win.divisor);
+            }
+    });
+}
+
+template <class T>
+void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* dy, T* dx) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    parallel_for(g.N * g.C, [&](index_t plane, int) {
+        const T* dyp = dy + plane * HoWo;
+        T* dxp = dx + plane * HW;
+        std::fill(dxp, dxp + HW, T(0));
+        for (index_t oh = 0; oh < g.Ho; ++oh)
+            for (index_t ow = 0; ow < g.Wo; ++ow) {
+                const AvgWindow win = avg_window(g, count_include_pad, oh, ow);
+                const T share = dyp[oh * g.Wo + ow] / T(win.divisor);
+                for (index_t ih = win.h0; ih < win.h1; ++ih)
+                    for (index_t iw = win.w0; iw < win.w1; ++iw) dxp[ih * g.W + iw] += share;
+            }
+    });
+}
+
+#define CONVEXT_INSTANTIATE(T)                                                                  \
+    template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int64_t*);    \
+    template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const T*,             \
+                                         const std::int64_t*, T*);                              \
+    template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*);             \
+    template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*);
+CONVEXT_INSTANTIATE(float)
+CONVEXT_INSTANTIATE(double)
+
+}  // namespace convext
