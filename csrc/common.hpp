@@ -101,6 +101,7 @@ inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 // thread. set_num_threads() sets a process-wide value; a different max-threads
 // ICV on the calling thread (threadpoolctl, omp_set_num_threads) takes
 // precedence, so threadpoolctl.threadpool_limits also limits convext.
+constexpr int kMaxThreads = 4096;
 void set_num_threads(int n);
 int get_num_threads();
 bool openmp_enabled();

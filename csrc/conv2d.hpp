@@ -6,10 +6,9 @@
 //   input grad    dx[n,c] = sum_k  dilate_s(dy[n,k]) (*)_full rot180(w[k,c])
 //   weight grad   dw[k,c] = sum_n  x[n,c] (*) dilate_s(dy[n,k])
 //   bias grad     db[k]   = sum_{n,oh,ow} dy[n,k,oh,ow]
-// One generalised correlation (input dilation for the stride of the forward
-// pass, signed padding for "full" and for cropping) serves the forward pass and
-// the input gradient; the weight gradient is the same patch gather feeding a
-// GEMM with dy.
+// One correlation core (with signed padding: "full" pads, negative padding
+// crops) serves the forward pass and the input gradient; the weight gradient
+// is the same patch gather feeding a GEMM with dy.
 #pragma once
 
 #include "geometry.hpp"
@@ -17,14 +16,14 @@
 namespace convext {
 
 // y[n, k, oh, ow] = bias[k] + sum_{c in group(k), r, s}
-//     w[k, c, r, s] * xd[n, c, oh*stride.h + r*dilation.h - pad.h,
-//                              ow*stride.w + s*dilation.w - pad.w]
-// where xd is x with (in_dilation - 1) zeros inserted between neighbours and
-// zero outside; pad may be negative (that crops xd).
+//     w[k, c, r, s] * x[n, c, oh*stride.h + r*dilation.h - pad.h,
+//                             ow*stride.w + s*dilation.w - pad.w]
+// with x zero outside; pad may be negative (that crops x). The output size is
+// given, not derived: the input gradient asks for exactly the input's size.
 struct CorrelationPlan {
-    index_t N = 0, C = 0, H = 0, W = 0;  // x as stored
+    index_t N = 0, C = 0, H = 0, W = 0;
     index_t K = 0, R = 0, S = 0, groups = 1;
-    Pair in_dilation{1, 1}, stride{1, 1}, dilation{1, 1}, pad{0, 0};
+    Pair stride{1, 1}, dilation{1, 1}, pad{0, 0};
     index_t Ho = 0, Wo = 0;
 
     index_t Cg() const { return C / groups; }

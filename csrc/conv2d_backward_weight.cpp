@@ -74,13 +74,13 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                     for (int l = 0; l < 8; ++l) sum += lanes[l];
                     dw[((k * Cg) + c) * g.R * g.S + r * g.S + s] = sum;
                 }
-    });
+    }, Cg * g.R * g.S * g.N * g.Ho * g.Wo);
 }
 
 template <class T>
 void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int nr = kern.nr;
+    const int mr = kern.mr, nr = kern.nr;
     const CorrelationPlan plan = forward_plan(g);
     const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const index_t KC = gemm::kKC<T>;
@@ -88,12 +88,13 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const index_t ncb = ceil_div(KD, ncw);
     const index_t out_tasks = g.groups * ncb;
     const index_t chunks = std::min(g.N, std::max<index_t>(1, ceil_div(kTargetTasks, out_tasks)));
+    const index_t n_per_chunk = ceil_div(g.N, chunks);
     const index_t dw_size = g.K * KD;
 
     Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, "conv2d_weight_grad") : 0,
                       "weight-gradient partial sums");
     const index_t per_thread =
-        gemm::packed_a_size(Kg, KC) + gemm::packed_b_size(ncw, KC, nr) + KC;
+        gemm::packed_a_size(Kg, KC, mr) + gemm::packed_b_size(ncw, KC, nr) + KC;
     const index_t tasks = out_tasks * chunks;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d_weight_grad"),
                       "gradient panels");
@@ -103,7 +104,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         const index_t nj = std::min(ncw, KD - j0);
         const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
         T* apack = scratch.data() + tid * per_thread;
-        T* bpack = apack + gemm::packed_a_size(Kg, KC);
+        T* bpack = apack + gemm::packed_a_size(Kg, KC, mr);
         T* col = bpack + gemm::packed_b_size(ncw, KC, nr);
         T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD + j0;
         bool accumulate = false;
@@ -112,7 +113,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
             const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
             for (index_t p0 = 0; p0 < P; p0 += KC) {
                 const index_t kc = std::min(KC, P - p0);
-                gemm::pack_a(Kg, kc, dyg + p0, P, 1, apack);
+                gemm::pack_a(Kg, kc, dyg + p0, P, 1, apack, mr);
                 for (index_t j = 0; j < nj; ++j) {
                     gather_patch_row(plan, xg, j0 + j, p0, kc, col);
                     gemm::pack_b_col(kc, j, col, bpack, nr);
@@ -125,7 +126,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                 accumulate = true;
             }
         }
-    });
+    }, Kg * ncw * (n_per_chunk * P));
 
     if (chunks > 1) {
         constexpr index_t kBlock = 4096;
@@ -165,7 +166,7 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
         T sum = T(0);
         for (int l = 0; l < 8; ++l) sum += lanes[l];
         db[k] = sum;
-    });
+    }, g.N * P);
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                \

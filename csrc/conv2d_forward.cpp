@@ -11,7 +11,7 @@ namespace convext {
 namespace {
 
 // Below this many output channels per group a GEMM tile would be mostly
-// padding (MR = 6 rows): depthwise layers, scipy-style 2-D correlation and the
+// padding (tiles have 6 to 12 rows): depthwise layers, scipy-style 2-D correlation and the
 // input gradient of single-channel layers run the direct loop instead.
 constexpr index_t kMinGemmRows = 4;
 // Output rows per task of the direct loop.
@@ -23,16 +23,17 @@ constexpr index_t kDirectRows = 8;
 template <class T>
 void correlate_gemm(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int nr = kern.nr;
+    const int mr = kern.mr, nr = kern.nr;
     const index_t Kg = p.Kg(), Cg = p.Cg(), KD = Cg * p.R * p.S, P = p.Ho * p.Wo;
     const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC);
-    const index_t Kg_up = round_up(Kg, gemm::kMR);
+    const index_t Kg_up = round_up(Kg, mr);
 
     // Packed weights: for each group, for each depth block, MR-row panels.
     Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, "conv2d"), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
-        gemm::pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
+        gemm::pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1,
+                     apack.data() + g * Kg_up * KD + Kg_up * k0, mr);
     });
 
     const index_t nblk = ceil_div(P, gemm::kNC<T>);
@@ -67,57 +68,55 @@ void correlate_gemm(const CorrelationPlan& p, const T* x, const T* w, const T* b
                 T* yk = yg + k * P;
                 for (index_t j = 0; j < np; ++j) yk[j] += b;
             }
-    });
+    }, Kg * KD * pb);
 }
 
-// Direct loop: each output row accumulates whole input rows, one filter tap
-// at a time (a vectorised axpy along the row).
+// Direct loop: per (image, group, block of output rows), copy the input
+// rows the block reads into a zero-padded patch (so the inner loop never
+// checks bounds), then let the ISA's row kernel accumulate every tap of every
+// channel of the group in registers, one output row at a time.
 template <class T>
 void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const index_t Kg = p.Kg(), Cg = p.Cg();
-    const index_t Hd = (p.H - 1) * p.in_dilation.h + 1, Wd = (p.W - 1) * p.in_dilation.w + 1;
-    const index_t idh = p.in_dilation.h, idw = p.in_dilation.w, sw = p.stride.w;
+    const index_t sh = p.stride.h, sw = p.stride.w, dh = p.dilation.h, dw = p.dilation.w;
+    // Patch: Cg planes of ph rows of pw columns; padded input coordinates
+    // (ih + pad.h, iw + pad.w), starting at the block's first row.
+    const index_t ph = (kDirectRows - 1) * sh + (p.R - 1) * dh + 1;
+    const index_t pw = (round_up(p.Wo, kern.nr) - 1) * sw + (p.S - 1) * dw + 1;
     const index_t row_blocks = ceil_div(p.Ho, kDirectRows);
+    const index_t tasks = p.N * p.groups * row_blocks;
+    const index_t per_thread = checked_mul(Cg, ph * pw, "conv2d");
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "input patch");
 
-    parallel_for(p.N * p.K * row_blocks, [&](index_t t, int) {
-        const index_t nk = t / row_blocks, n = nk / p.K, k = nk % p.K, g = k / Kg;
+    parallel_for(tasks, [&](index_t t, int tid) {
+        const index_t n = t / (p.groups * row_blocks), grp = (t / row_blocks) % p.groups;
         const index_t oh0 = (t % row_blocks) * kDirectRows;
         const index_t oh1 = std::min(p.Ho, oh0 + kDirectRows);
-        for (index_t oh = oh0; oh < oh1; ++oh) {
-            T* yrow = y + ((n * p.K + k) * p.Ho + oh) * p.Wo;
-            std::fill(yrow, yrow + p.Wo, bias ? bias[k] : T(0));
-            for (index_t c = 0; c < Cg; ++c) {
-                const T* xc = x + (n * p.C + g * Cg + c) * p.H * p.W;
-                const T* wk = w + (k * Cg + c) * p.R * p.S;
-                for (index_t r = 0; r < p.R; ++r) {
-                    const index_t ihd = oh * p.stride.h + r * p.dilation.h - p.pad.h;
-                    if (ihd < 0 || ihd >= Hd || ihd % idh != 0) continue;
-                    const T* row = xc + (ihd / idh) * p.W;
-                    for (index_t s = 0; s < p.S; ++s) {
-                        const T wv = wk[r * p.S + s];
-                        const index_t off = s * p.dilation.w - p.pad.w;
-                        if (idw == 1) {
-                            const index_t lo = std::min(p.Wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
-                            const index_t hi =
-                                std::clamp(p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw, lo, p.Wo);
-                            if (sw == 1) {
-                                const T* src = row + off;
-                                for (index_t q = lo; q < hi; ++q) yrow[q] += wv * src[q];
-                            } else {
-                                for (index_t q = lo; q < hi; ++q) yrow[q] += wv * row[q * sw + off];
-                            }
-                        } else {
-                            for (index_t q = 0; q < p.Wo; ++q) {
-                                const index_t iwd = q * sw + off;
-                                if (iwd >= 0 && iwd < Wd && iwd % idw == 0)
-                                    yrow[q] += wv * row[iwd / idw];
-                            }
-                        }
-                    }
+        T* patch = scratch.data() + tid * per_thread;
+        // Columns j of a patch row hold input column j - pad.w.
+        const index_t j0 = std::clamp<index_t>(p.pad.w, 0, pw);
+        const index_t j1 = std::clamp<index_t>(p.pad.w + p.W, j0, pw);
+        for (index_t c = 0; c < Cg; ++c) {
+            const T* xc = x + (n * p.C + grp * Cg + c) * p.H * p.W;
+            for (index_t i = 0; i < ph; ++i) {
+                T* dst = patch + (c * ph + i) * pw;
+                const index_t ih = oh0 * sh - p.pad.h + i;
+                if (ih < 0 || ih >= p.H) {
+                    std::fill(dst, dst + pw, T(0));
+                    continue;
                 }
+                const T* src = xc + ih * p.W;
+                std::fill(dst, dst + j0, T(0));
+                std::copy(src + (j0 - p.pad.w), src + (j1 - p.pad.w), dst + j0);
+                std::fill(dst + j1, dst + pw, T(0));
             }
         }
-    });
+        for (index_t k = grp * Kg; k < (grp + 1) * Kg; ++k)
+            kern.corr_rows(p.Wo, oh1 - oh0, Cg, p.R, p.S, w + k * Cg * p.R * p.S, patch, sh * pw,
+                           ph * pw, dh * pw, dw, sw, bias ? bias[k] : T(0),
+                           y + ((n * p.K + k) * p.Ho + oh0) * p.Wo);
+    }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
 
 }  // namespace

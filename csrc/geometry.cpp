@@ -26,8 +26,8 @@ void check_ndim(const char* op, const char* name, const Shape& s, std::size_t nd
                  "-D shape ", shape_str(s)));
     for (index_t d : s)
         if (d < 1)
-            fail(msg(op, ": ", name, " must not be empty (every dimension >= 1), got shape ",
-                     shape_str(s)));
+            fail(msg(op, ": ", name, " must have every dimension >= 1 (no empty arrays), got ",
+                     "shape ", shape_str(s)));
 }
 
 void check_at_least(const char* op, const char* name, Pair p, index_t lo) {
@@ -52,9 +52,10 @@ index_t window_count(index_t padded, index_t eff_kernel, index_t stride, bool ce
 }  // namespace
 
 Conv2dGeometry make_conv2d_geometry(const char* op, const Shape& x, const Shape& w, Pair stride,
-                                    Pair padding, Pair dilation, index_t groups) {
-    check_ndim(op, "x", x, 4, "(N, C, H, W)");
-    check_ndim(op, "weight", w, 4, "(K, C/groups, R, S)");
+                                    Pair padding, Pair dilation, index_t groups,
+                                    const char* x_name, const char* w_name) {
+    check_ndim(op, x_name, x, 4, "(N, C, H, W)");
+    check_ndim(op, w_name, w, 4, "(K, C/groups, R, S)");
     check_at_least(op, "stride", stride, 1);
     check_at_least(op, "dilation", dilation, 1);
     check_at_least(op, "padding", padding, 0);
@@ -67,13 +68,14 @@ Conv2dGeometry make_conv2d_geometry(const char* op, const Shape& x, const Shape&
     g.K = w[0], g.R = w[2], g.S = w[3];
     g.groups = groups, g.stride = stride, g.padding = padding, g.dilation = dilation;
     if (g.C % groups != 0)
-        fail(msg(op, ": x has ", g.C, " channels, which groups=", groups, " does not divide"));
+        fail(msg(op, ": ", x_name, " has ", g.C, " channels, which groups=", groups,
+                 " does not divide"));
     if (g.K % groups != 0)
-        fail(msg(op, ": weight has ", g.K, " output channels, which groups=", groups,
+        fail(msg(op, ": ", w_name, " has ", g.K, " output channels, which groups=", groups,
                  " does not divide"));
     if (checked_mul(w[1], groups, op) != g.C)
-        fail(msg(op, ": x has ", g.C, " channels but weight expects ", w[1] * groups,
-                 " (groups=", groups, ")"));
+        fail(msg(op, ": ", x_name, " has ", g.C, " channels but ", w_name, " expects ",
+                 w[1] * groups, " (groups=", groups, ")"));
 
     const index_t Hp = padded(op, g.H, padding.h), Wp = padded(op, g.W, padding.w);
     const index_t Re = dilated(op, g.R, dilation.h), Se = dilated(op, g.S, dilation.w);
@@ -99,8 +101,9 @@ void check_bias(const char* op, const Conv2dGeometry& g, const Shape& b) {
 }
 
 Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel, Pair stride,
-                                    Pair padding, Pair dilation, bool ceil_mode) {
-    check_ndim(op, "x", x, 4, "(N, C, H, W)");
+                                    Pair padding, Pair dilation, bool ceil_mode,
+                                    const char* x_name) {
+    check_ndim(op, x_name, x, 4, "(N, C, H, W)");
     check_at_least(op, "kernel_size", kernel, 1);
     check_at_least(op, "stride", stride, 1);
     check_at_least(op, "dilation", dilation, 1);
@@ -108,6 +111,7 @@ Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel,
     if (padding.h > kernel.h / 2 || padding.w > kernel.w / 2)
         fail(msg(op, ": padding must be at most half of kernel_size, got padding=", padding,
                  " and kernel_size=", kernel));
+    checked_mul(kernel.h, kernel.w, op, "kernel_size area");
     numel(op, x);
 
     Pool2dGeometry g;

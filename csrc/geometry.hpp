@@ -28,8 +28,11 @@ struct Conv2dGeometry {
     Shape y_shape() const { return {N, K, Ho, Wo}; }
 };
 
+// x_name / w_name: how the caller's arguments holding those shapes are called
+// ("input_shape" for the input gradient, "weight_shape" for the weight's).
 Conv2dGeometry make_conv2d_geometry(const char* op, const Shape& x, const Shape& w, Pair stride,
-                                    Pair padding, Pair dilation, index_t groups);
+                                    Pair padding, Pair dilation, index_t groups,
+                                    const char* x_name = "x", const char* w_name = "weight");
 // grad_out must have exactly the forward output's shape.
 void check_grad_out(const char* op, const Conv2dGeometry& g, const Shape& grad_out);
 // A bias must be 1-D with K entries.
@@ -47,7 +50,8 @@ struct Pool2dGeometry {
 };
 
 Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel, Pair stride,
-                                    Pair padding, Pair dilation, bool ceil_mode);
+                                    Pair padding, Pair dilation, bool ceil_mode,
+                                    const char* x_name = "x");
 void check_grad_out(const char* op, const Pool2dGeometry& g, const Shape& grad_out);
 
 // scipy.signal.correlate2d / convolve2d on 2-D arrays.

@@ -18,40 +18,31 @@ void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t
     const index_t RS = p.R * p.S;
     const index_t c = crs / RS, r = (crs / p.S) % p.R, s = crs % p.S;
     const T* xc = x + c * p.H * p.W;
-    const index_t Hd = (p.H - 1) * p.in_dilation.h + 1;
-    const index_t idh = p.in_dilation.h, idw = p.in_dilation.w, sw = p.stride.w;
-    // Column offset in dilated coordinates: iwd = ow * sw + off.
+    const index_t sw = p.stride.w;
+    // Column in the padded row: iw = ow * sw + off.
     const index_t off = s * p.dilation.w - p.pad.w;
-    // Outputs whose column lands inside the row (only used when idw == 1).
+    // Outputs whose column lands inside the row: [ow_lo, ow_hi).
     const index_t ow_lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
     const index_t ow_hi = p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw;
 
     index_t oh = p0 / p.Wo, ow = p0 % p.Wo;
     for (index_t done = 0; done < n;) {
         const index_t run = std::min(p.Wo - ow, n - done);
-        const index_t ihd = oh * p.stride.h + r * p.dilation.h - p.pad.h;
+        const index_t ih = oh * p.stride.h + r * p.dilation.h - p.pad.h;
         T* o = out + done;
-        if (ihd < 0 || ihd >= Hd || ihd % idh != 0) {
+        if (ih < 0 || ih >= p.H) {
             std::fill(o, o + run, T(0));
         } else {
-            const T* row = xc + (ihd / idh) * p.W;
-            if (idw == 1) {
-                const index_t lo = std::clamp(ow_lo, ow, ow + run);
-                const index_t hi = std::clamp(ow_hi, lo, ow + run);
-                std::fill(o, o + (lo - ow), T(0));
-                if (sw == 1) {
-                    std::copy(row + lo + off, row + hi + off, o + (lo - ow));
-                } else {
-                    for (index_t q = lo; q < hi; ++q) o[q - ow] = row[q * sw + off];
-                }
-                std::fill(o + (hi - ow), o + run, T(0));
+            const T* row = xc + ih * p.W;
+            const index_t lo = std::clamp(ow_lo, ow, ow + run);
+            const index_t hi = std::clamp(ow_hi, lo, ow + run);
+            std::fill(o, o + (lo - ow), T(0));
+            if (sw == 1) {
+                std::copy(row + lo + off, row + hi + off, o + (lo - ow));
             } else {
-                const index_t Wd = (p.W - 1) * idw + 1;
-                for (index_t q = 0; q < run; ++q) {
-                    const index_t iwd = (ow + q) * sw + off;
-                    o[q] = (iwd >= 0 && iwd < Wd && iwd % idw == 0) ? row[iwd / idw] : T(0);
-                }
+                for (index_t q = lo; q < hi; ++q) o[q - ow] = row[q * sw + off];
             }
+            std::fill(o + (hi - ow), o + run, T(0));
         }
         done += run;
         ++oh;

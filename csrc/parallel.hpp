@@ -14,11 +14,17 @@
 
 namespace convext {
 
-// fn(item, thread_id). Exceptions thrown by fn are re-thrown on the caller.
+// Below this much work (roughly: multiply-adds or elements touched) waking
+// the thread team costs more than it saves: run on the calling thread.
+constexpr index_t kMinParallelWork = index_t(1) << 16;
+
+// fn(item, thread_id) for item in [0, n). `cost` estimates the work of one
+// item. Exceptions thrown by fn are re-thrown on the caller.
 template <class Fn>
-void parallel_for(index_t n, Fn&& fn) {
+void parallel_for(index_t n, Fn&& fn, index_t cost = kMinParallelWork) {
     if (n <= 0) return;
-    const int nt = static_cast<int>(n < get_num_threads() ? n : get_num_threads());
+    int nt = static_cast<int>(n < get_num_threads() ? n : get_num_threads());
+    if (cost < kMinParallelWork && n * cost < kMinParallelWork) nt = 1;
     if (nt <= 1) {
         for (index_t i = 0; i < n; ++i) fn(i, 0);
         return;

@@ -67,6 +67,10 @@ inline AvgWindow avg_window(const Pool2dGeometry& g, bool count_include_pad, ind
     return {hs, he, ws, we, count_include_pad ? padded_size : inner};
 }
 
+inline index_t work_per_plane(const Pool2dGeometry& g) {
+    return g.H * g.W + g.Ho * g.Wo * g.kernel.h * g.kernel.w;
+}
+
 }  // namespace
 
 template <class T>
@@ -83,7 +87,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
                 yp[oh * g.Wo + ow] = best;
                 if (ip) ip[oh * g.Wo + ow] = arg;
             }
-    });
+    }, work_per_plane(g));
 }
 
 template <class T>
@@ -107,10 +111,13 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
         const T* xp = x + plane * HW;
         for (index_t oh = 0; oh < g.Ho; ++oh)
             for (index_t ow = 0; ow < g.Wo; ++ow) {
+                const Window win = max_window(g, oh, ow);
+                // A dilated window can miss the input entirely: nothing to route.
+                if (win.h0 >= win.h1 || win.w0 >= win.w1) continue;
                 T best;
-                dxp[argmax_in(g, xp, max_window(g, oh, ow), &best)] += dyp[oh * g.Wo + ow];
+                dxp[argmax_in(g, xp, win, &best)] += dyp[oh * g.Wo + ow];
             }
-    });
+    }, work_per_plane(g));
 }
 
 template <class T>
@@ -127,7 +134,7 @@ void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T
                     for (index_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * g.W + iw];
                 yp[oh * g.Wo + ow] = sum / T(win.divisor);
             }
-    });
+    }, work_per_plane(g));
 }
 
 template <class T>
@@ -144,7 +151,7 @@ void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const 
                 for (index_t ih = win.h0; ih < win.h1; ++ih)
                     for (index_t iw = win.w0; iw < win.w1; ++iw) dxp[ih * g.W + iw] += share;
             }
-    });
+    }, work_per_plane(g));
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                  \

@@ -14,7 +14,7 @@ void relu_forward(index_t n, const T* x, T* y) {
     parallel_for(ceil_div(n, kChunk), [&](index_t b, int) {
         const index_t i1 = std::min(n, (b + 1) * kChunk);
         for (index_t i = b * kChunk; i < i1; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
-    });
+    }, std::min(n, kChunk));
 }
 
 template <class T>
@@ -22,7 +22,7 @@ void relu_backward(index_t n, const T* dy, const T* x, T* dx) {
     parallel_for(ceil_div(n, kChunk), [&](index_t b, int) {
         const index_t i1 = std::min(n, (b + 1) * kChunk);
         for (index_t i = b * kChunk; i < i1; ++i) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
-    });
+    }, std::min(n, kChunk));
 }
 
 template void relu_forward<float>(index_t, const float*, float*);

@@ -17,8 +17,9 @@ ConvParams conv_params(const char* op, py::handle stride, py::handle padding, py
             to_pair(dilation, op, "dilation"), to_index(groups, op, "groups")};
 }
 
-Conv2dGeometry geometry(const char* op, const Shape& x, const Shape& w, const ConvParams& c) {
-    return make_conv2d_geometry(op, x, w, c.stride, c.padding, c.dilation, c.groups);
+Conv2dGeometry geometry(const char* op, const Shape& x, const Shape& w, const ConvParams& c,
+                        const char* x_name = "x", const char* w_name = "weight") {
+    return make_conv2d_geometry(op, x, w, c.stride, c.padding, c.dilation, c.groups, x_name, w_name);
 }
 
 py::array conv2d(py::object x, py::object weight, py::object bias, py::object stride,
@@ -73,7 +74,7 @@ py::array conv2d_input_grad(py::object grad_out, py::object weight, py::object i
     py::array ga = as_array(grad_out, op, "grad_out"), wa = as_array(weight, op, "weight");
     require_same_dtype(op, "grad_out", ga, "weight", wa);
     const Conv2dGeometry g = geometry(op, to_shape(input_shape, op, "input_shape", 4), shape_of(wa),
-                                      conv_params(op, stride, padding, dilation, groups));
+                                      conv_params(op, stride, padding, dilation, groups), "input_shape");
     check_grad_out(op, g, shape_of(ga));
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
@@ -90,7 +91,8 @@ py::array conv2d_weight_grad(py::object grad_out, py::object x, py::object weigh
     py::array ga = as_array(grad_out, op, "grad_out"), xa = as_array(x, op, "x");
     require_same_dtype(op, "grad_out", ga, "x", xa);
     const Conv2dGeometry g = geometry(op, shape_of(xa), to_shape(weight_shape, op, "weight_shape", 4),
-                                      conv_params(op, stride, padding, dilation, groups));
+                                      conv_params(op, stride, padding, dilation, groups), "x",
+                                      "weight_shape");
     check_grad_out(op, g, shape_of(ga));
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);

@@ -9,9 +9,16 @@ namespace convext::bind {
 
 void register_config(py::module_& m) {
     using namespace py::literals;
-    m.def("set_num_threads", [](py::object n) { set_num_threads(static_cast<int>(
-                                   std::min<index_t>(to_index(n, "set_num_threads", "n"), 1 << 20))); },
-          "n"_a);
+    m.def(
+        "set_num_threads",
+        [](py::object n) {
+            const index_t v = to_index(n, "set_num_threads", "n");
+            if (v < 1 || v > kMaxThreads)
+                throw std::invalid_argument(
+                    msg("set_num_threads: n must be between 1 and ", kMaxThreads, ", got ", v));
+            set_num_threads(static_cast<int>(v));
+        },
+        "n"_a);
     m.def("get_num_threads", &get_num_threads);
     m.def("_config", [] {
         py::dict d;

@@ -9,11 +9,11 @@ namespace {
 // kernel_size, stride (None = kernel_size), padding, dilation, ceil_mode.
 Pool2dGeometry pool_geometry(const char* op, const Shape& x, py::handle kernel_size,
                              py::handle stride, py::handle padding, py::handle dilation,
-                             py::handle ceil_mode) {
+                             py::handle ceil_mode, const char* x_name = "x") {
     const Pair k = to_pair(kernel_size, op, "kernel_size");
     return make_pool2d_geometry(op, x, k, to_pair(stride, op, "stride", &k),
                                 to_pair(padding, op, "padding"), to_pair(dilation, op, "dilation"),
-                                to_bool(ceil_mode, op, "ceil_mode"));
+                                to_bool(ceil_mode, op, "ceil_mode"), x_name);
 }
 
 py::object max_pool2d(py::object x, py::object kernel_size, py::object stride, py::object padding,
@@ -102,7 +102,8 @@ py::array avg_pool2d_backward(py::object grad_out, py::object input_shape, py::o
     py::array ga = as_array(grad_out, op, "grad_out");
     const DType dt = float_dtype(ga, op, "grad_out");
     const Pool2dGeometry g = pool_geometry(op, to_shape(input_shape, op, "input_shape", 4),
-                                           kernel_size, stride, padding, py::int_(1), ceil_mode);
+                                           kernel_size, stride, padding, py::int_(1), ceil_mode,
+                                           "input_shape");
     check_grad_out(op, g, shape_of(ga));
     const bool include_pad = to_bool(count_include_pad, op, "count_include_pad");
     return dispatch(dt, [&](auto tag) -> py::array {

@@ -33,14 +33,20 @@ void require_same_dtype(const char* op, const char* an, const py::array& a, cons
 Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
 index_t to_index(py::handle obj, const char* op, const char* name) {
-    // Python ints and numpy integers (anything with __index__), but not bool.
+    // Python ints and numpy integer scalars (anything with __index__), not bool.
+    auto type_error = [&] {
+        return py::type_error(msg(op, ": ", name, " must be an int, got ",
+                                  std::string(py::repr(obj)), " of type ",
+                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
+    };
     if (PyBool_Check(obj.ptr()) || py::isinstance(obj, py::module_::import("numpy").attr("bool_")) ||
         !PyIndex_Check(obj.ptr()))
-        throw py::type_error(msg(op, ": ", name, " must be an int, got ",
-                                 std::string(py::repr(obj)), " of type ",
-                                 std::string(py::str(py::type::of(obj).attr("__name__")))));
+        throw type_error();
     py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-    if (!as_int) throw py::error_already_set();
+    if (!as_int) {
+        PyErr_Clear();
+        throw type_error();
+    }
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
     if (overflow != 0)
@@ -52,7 +58,8 @@ index_t to_index(py::handle obj, const char* op, const char* name) {
 
 Pair to_pair(py::handle obj, const char* op, const char* name, const Pair* fallback) {
     if (obj.is_none() && fallback) return *fallback;
-    if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
+    const bool is_array = py::isinstance<py::array>(obj) && py::array(py::reinterpret_borrow<py::array>(obj)).ndim() > 0;
+    if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj) || is_array) {
         py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
         if (seq.size() != 2)
             throw std::invalid_argument(msg(op, ": ", name,

@@ -14,15 +14,21 @@
 
 namespace convext::gemm {
 
-constexpr int kMR = 6;  // rows of the register tile, for every kernel
-
 template <class T>
 struct Kernel {
     const char* name;  // e.g. "sgemm_6x16__avx2_fma": what it computes, where it runs
-    int mr, nr;
+    int mr, nr;        // register tile: A is packed in mr-row panels, B in nr-column panels
     // C[m x n] = (accumulate ? C : 0) + Ap[m x kc] * Bp[kc x n], m and n of any size.
     void (*macro)(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C,
                   index_t ldc, bool accumulate);
+    // Direct correlation of `rows` output rows of one channel (the loop for
+    // layers with too few output channels per group for a GEMM tile):
+    //   y[i*wo + q] = init + sum_{c<cg, r<R, s<S} w[(c*R + r)*S + s]
+    //        * patch[i*row_step + c*c_stride + r*r_stride + q*sw + s*dw],  q < wo.
+    // The patch must be readable up to q = round_up(wo, nr) (zero padded).
+    void (*corr_rows)(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
+                      const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
+                      index_t dw, index_t sw, T init, T* y);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).
@@ -40,27 +46,27 @@ template <class T>
 constexpr index_t kKC = 256;
 template <class T>
 constexpr index_t kNC = 196608 / (256 * index_t(sizeof(T)));
-constexpr index_t kMC = 120;
+constexpr index_t kMC = 120;  // a multiple of every kernel's mr (6, 8, 12)
 
 // Pack rows [0, m) x cols [0, kc) of a matrix with element (i, j) at
-// A[i * rs + j * cs] into MR-row panels.
+// A[i * rs + j * cs] into mr-row panels.
 template <class T>
-void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
-    for (index_t i0 = 0; i0 < m; i0 += kMR) {
-        const index_t mr = m - i0 < kMR ? m - i0 : kMR;
+void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap, int mr) {
+    for (index_t i0 = 0; i0 < m; i0 += mr) {
+        const index_t rows = m - i0 < mr ? m - i0 : mr;
         for (index_t j = 0; j < kc; ++j) {
             const T* src = A + i0 * rs + j * cs;
-            T* dst = Ap + j * kMR;
+            T* dst = Ap + j * mr;
             index_t i = 0;
-            for (; i < mr; ++i) dst[i] = src[i * rs];
-            for (; i < kMR; ++i) dst[i] = T(0);
+            for (; i < rows; ++i) dst[i] = src[i * rs];
+            for (; i < mr; ++i) dst[i] = T(0);
         }
-        Ap += kc * kMR;
+        Ap += kc * mr;
     }
 }
 
 // Size of a packed A block / B block.
-inline index_t packed_a_size(index_t m, index_t kc) { return round_up(m, kMR) * kc; }
+inline index_t packed_a_size(index_t m, index_t kc, int mr) { return round_up(m, mr) * kc; }
 inline index_t packed_b_size(index_t n, index_t kc, int nr) { return round_up(n, nr) * kc; }
 
 // Scatter one row `k` of a B block (n contiguous values in `row`) into the

@@ -2,14 +2,15 @@
 // (SSE2), AArch64 (NEON) and, lowered to scalars by the compiler, any other
 // target has.
 #define CONVEXT_VBYTES 16
+#define CONVEXT_MR 6
 #define CONVEXT_KERNEL_NS generic
 #include "microkernel_impl.hpp"
 
 namespace convext::gemm {
 extern const Kernel<float> sgemm_6x8__generic;
 extern const Kernel<double> dgemm_6x4__generic;
-const Kernel<float> sgemm_6x8__generic{"sgemm_6x8__generic", kMR, generic::kNR<float>,
-                                       generic::macro_kernel<float>};
-const Kernel<double> dgemm_6x4__generic{"dgemm_6x4__generic", kMR, generic::kNR<double>,
-                                        generic::macro_kernel<double>};
+const Kernel<float> sgemm_6x8__generic{"sgemm_6x8__generic", generic::kMR, generic::kNR<float>,
+                                       generic::macro_kernel<float>, generic::corr_rows<float>};
+const Kernel<double> dgemm_6x4__generic{"dgemm_6x4__generic", generic::kMR, generic::kNR<double>,
+                                        generic::macro_kernel<double>, generic::corr_rows<double>};
 }  // namespace convext::gemm
