@@ -93,7 +93,8 @@ private:
     index_t n_ = 0;
 };
 
-inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+// ceil(a / b) for a >= 0, b > 0, without forming a + b - 1 (b may be huge).
+inline index_t ceil_div(index_t a, index_t b) { return a / b + (a % b != 0); }
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 // ---- threads ---------------------------------------------------------------

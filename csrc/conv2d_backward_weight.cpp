@@ -12,6 +12,7 @@
 // thread count), each chunk writes its own partial, and the partials are added
 // in chunk order. No atomics, same bits for any thread count.
 #include <algorithm>
+#include <cmath>
 
 #include "conv2d.hpp"
 #include "gemm/gemm.hpp"
@@ -46,35 +47,51 @@ inline void dot_lanes(const T* a, const T* b, index_t n, index_t step, T* lanes)
 }
 
 // Few output channels per group (depthwise): one task per output channel,
-// dot products of dy rows with shifted x rows.
+// dot products of dy rows with the shifted x rows they met. Products with the
+// zero padding are skipped: they add nothing, unless dy holds an Inf or NaN
+// (then IEEE, PyTorch and the GEMM path make them NaN), so planes of dy with
+// one take the exact loop over every position instead.
 template <class T>
 void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
-    const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w;
+    const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w, P = g.Ho * g.Wo;
     parallel_for(g.K, [&](index_t k, int) {
         const index_t grp = k / Kg;
+        bool finite = true;
+        for (index_t n = 0; n < g.N && finite; ++n) {
+            const T* d = dy + (n * g.K + k) * P;
+            for (index_t i = 0; i < P; ++i) finite &= std::isfinite(d[i]);
+        }
         for (index_t c = 0; c < Cg; ++c)
             for (index_t r = 0; r < g.R; ++r)
                 for (index_t s = 0; s < g.S; ++s) {
                     const index_t off = s * g.dilation.w - g.padding.w;
-                    const index_t lo = std::min(g.Wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
+                    const index_t lo = std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
                     const index_t hi =
-                        std::clamp(g.W - off <= 0 ? 0 : (g.W - off + sw - 1) / sw, lo, g.Wo);
+                        std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
                     T lanes[8] = {};
                     for (index_t n = 0; n < g.N; ++n) {
-                        const T* dyk = dy + (n * g.K + k) * g.Ho * g.Wo;
+                        const T* dyk = dy + (n * g.K + k) * P;
                         const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
                         for (index_t oh = 0; oh < g.Ho; ++oh) {
                             const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
-                            if (ih < 0 || ih >= g.H) continue;
-                            dot_lanes(dyk + oh * g.Wo + lo, xc + ih * g.W + lo * sw + off, hi - lo,
-                                      sw, lanes);
+                            const bool row_in = ih >= 0 && ih < g.H;
+                            if (!finite) {  // every product, padding included
+                                for (index_t ow = 0; ow < g.Wo; ++ow) {
+                                    const bool in = row_in && ow >= lo && ow < hi;
+                                    lanes[ow % 8] += dyk[oh * g.Wo + ow] *
+                                                     (in ? xc[ih * g.W + ow * sw + off] : T(0));
+                                }
+                            } else if (row_in) {
+                                dot_lanes(dyk + oh * g.Wo + lo, xc + ih * g.W + lo * sw + off,
+                                          hi - lo, sw, lanes);
+                            }
                         }
                     }
                     T sum = T(0);
                     for (int l = 0; l < 8; ++l) sum += lanes[l];
                     dw[((k * Cg) + c) * g.R * g.S + r * g.S + s] = sum;
                 }
-    }, Cg * g.R * g.S * g.N * g.Ho * g.Wo);
+    }, Cg * g.R * g.S * g.N * P);
 }
 
 template <class T>

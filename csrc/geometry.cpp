@@ -118,23 +118,24 @@ Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel,
     g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
     g.kernel = kernel, g.stride = stride, g.padding = padding, g.dilation = dilation;
     g.ceil_mode = ceil_mode;
-    const index_t Hp = padded(op, g.H, padding.h), Wp = padded(op, g.W, padding.w);
-    const index_t Re = dilated(op, kernel.h, dilation.h), Se = dilated(op, kernel.w, dilation.w);
-    if (Hp < Re || Wp < Se)
-        fail(msg(op, ": padded input ", Hp, "x", Wp, " is smaller than the dilated kernel ", Re,
-                 "x", Se, " (input ", g.H, "x", g.W, ", padding=", padding, ")"));
-    g.Ho = window_count(Hp, Re, stride.h, ceil_mode);
-    g.Wo = window_count(Wp, Se, stride.w, ceil_mode);
-    // PyTorch: with ceil_mode the last window must start inside the input or
-    // the left/top padding, never entirely in the right/bottom padding.
-    if (ceil_mode) {
-        if ((g.Ho - 1) * stride.h >= g.H + padding.h) --g.Ho;
-        if ((g.Wo - 1) * stride.w >= g.W + padding.w) --g.Wo;
-    }
+    // PyTorch's pooling_output_shape: floor division (also of negative spans:
+    // with ceil_mode a window may overhang a too-small input), then with
+    // ceil_mode the last window must start inside the input or the left/top
+    // padding, never entirely in the right/bottom padding.
+    auto out_size = [&](index_t size, index_t pad, index_t eff, index_t s) {
+        const index_t span = checked_add(padded(op, size, pad), -eff + (ceil_mode ? s - 1 : 0), op,
+                                         "pooled size");
+        index_t o = (span >= 0 ? span / s : -ceil_div(-span, s)) + 1;
+        if (ceil_mode && o > 0 && (o - 1) * s >= size + pad) --o;
+        return o;
+    };
+    g.Ho = out_size(g.H, padding.h, dilated(op, kernel.h, dilation.h), stride.h);
+    g.Wo = out_size(g.W, padding.w, dilated(op, kernel.w, dilation.w), stride.w);
     if (g.Ho < 1 || g.Wo < 1)
-        fail(msg(op, ": output size ", g.Ho, "x", g.Wo, " is too small for input ", g.H, "x",
-                 g.W));
-    numel(op, g.y_shape());
+        fail(msg(op, ": output size ", g.Ho, "x", g.Wo, " is too small: input ", g.H, "x", g.W,
+                 " with padding=", padding, " is smaller than the dilated kernel ",
+                 dilated(op, kernel.h, dilation.h), "x", dilated(op, kernel.w, dilation.w)));
+    numel(op, g.y_shape(), "output size");
     return g;
 }
 

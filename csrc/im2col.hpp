@@ -22,8 +22,8 @@ void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t
     // Column in the padded row: iw = ow * sw + off.
     const index_t off = s * p.dilation.w - p.pad.w;
     // Outputs whose column lands inside the row: [ow_lo, ow_hi).
-    const index_t ow_lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-    const index_t ow_hi = p.W - off <= 0 ? 0 : (p.W - off + sw - 1) / sw;
+    const index_t ow_lo = off >= 0 ? 0 : ceil_div(-off, sw);
+    const index_t ow_hi = p.W - off <= 0 ? 0 : ceil_div(p.W - off, sw);
 
     index_t oh = p0 / p.Wo, ow = p0 % p.Wo;
     for (index_t done = 0; done < n;) {

@@ -101,10 +101,16 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
         if (indices) {
             const std::int64_t* ip = indices + plane * HoWo;
             for (index_t o = 0; o < HoWo; ++o) {
-                if (ip[o] < 0 || ip[o] >= HW)
+                if (ip[o] >= 0 && ip[o] < HW) {
+                    dxp[ip[o]] += dyp[o];
+                    continue;
+                }
+                // The forward reports a position outside the plane (as PyTorch
+                // does) for a window that misses the input: nothing to route.
+                const Window win = max_window(g, o / g.Wo, o % g.Wo);
+                if (win.h0 < win.h1 && win.w0 < win.w1)
                     fail(msg("max_pool2d_backward: indices must lie in [0, ", HW,
                              ") (positions in an ", g.H, "x", g.W, " plane), got ", ip[o]));
-                dxp[ip[o]] += dyp[o];
             }
             return;
         }

@@ -24,11 +24,11 @@ struct Kernel {
     // Direct correlation of `rows` output rows of one channel (the loop for
     // layers with too few output channels per group for a GEMM tile):
     //   y[i*wo + q] = init + sum_{c<cg, r<R, s<S} w[(c*R + r)*S + s]
-    //        * patch[i*row_step + c*c_stride + r*r_stride + q*sw + s*dw],  q < wo.
+    //        * patch[i*row_step + c*c_stride + r*r_stride + s*s_stride + q],  q < wo.
     // The patch must be readable up to q = round_up(wo, nr) (zero padded).
     void (*corr_rows)(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
                       const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
-                      index_t dw, index_t sw, T init, T* y);
+                      index_t s_stride, T init, T* y);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).

@@ -106,24 +106,13 @@ void macro_kernel(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T*
     }
 }
 
-template <class T, bool Unit>
-inline typename Vec<T>::type vload_strided(const T* p, index_t step) {
-    if constexpr (Unit) {
-        return vload(p);
-    } else {
-        typename Vec<T>::type v;
-        for (int l = 0; l < kLanes<T>; ++l) v[l] = p[l * step];
-        return v;
-    }
-}
-
 // One vector of outputs in each of NROWS output rows (rows `row_step` apart
 // in the patch), accumulated in registers: NROWS independent FMA chains that
 // share each broadcast filter tap.
-template <class T, int NROWS, bool Unit>
+template <class T, int NROWS>
 inline void corr_block(index_t cg, index_t R, index_t S, const T* w, const T* patch,
-                       index_t row_step, index_t c_stride, index_t r_stride, index_t dw,
-                       index_t sw, T init, typename Vec<T>::type* out) {
+                       index_t row_step, index_t c_stride, index_t r_stride, index_t s_stride,
+                       T init, typename Vec<T>::type* out) {
     using V = typename Vec<T>::type;
     V acc[NROWS];
 #pragma GCC unroll 8
@@ -134,20 +123,19 @@ inline void corr_block(index_t cg, index_t R, index_t S, const T* w, const T* pa
             const T* wr = w + (c * R + r) * S;
             for (index_t s = 0; s < S; ++s) {
                 const V wv = V{} + wr[s];
-                const T* sp = src + s * dw;
+                const T* sp = src + s * s_stride;
 #pragma GCC unroll 8
-                for (int i = 0; i < NROWS; ++i)
-                    acc[i] += wv * vload_strided<T, Unit>(sp + i * row_step, sw);
+                for (int i = 0; i < NROWS; ++i) acc[i] += wv * vload(sp + i * row_step);
             }
         }
 #pragma GCC unroll 8
     for (int i = 0; i < NROWS; ++i) out[i] = acc[i];
 }
 
-template <class T, bool Unit>
-void corr_rows_impl(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
-                    const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
-                    index_t dw, index_t sw, T init, T* y) {
+template <class T>
+void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
+               const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
+               index_t s_stride, T init, T* y) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
     constexpr int kRows = 4;
@@ -161,27 +149,19 @@ void corr_rows_impl(index_t wo, index_t rows, index_t cg, index_t R, index_t S, 
                 for (index_t l = 0; l < n; ++l) dst[l] = v[l];
             }
         };
-        const T* pq = patch + q * sw;
+        const T* pq = patch + q;
         index_t i = 0;
         for (; i + kRows <= rows; i += kRows) {
-            corr_block<T, kRows, Unit>(cg, R, S, w, pq + i * row_step, row_step, c_stride,
-                                       r_stride, dw, sw, init, block);
+            corr_block<T, kRows>(cg, R, S, w, pq + i * row_step, row_step, c_stride, r_stride,
+                                 s_stride, init, block);
             for (int j = 0; j < kRows; ++j) put(y + (i + j) * wo + q, block[j]);
         }
         for (; i < rows; ++i) {
-            corr_block<T, 1, Unit>(cg, R, S, w, pq + i * row_step, row_step, c_stride, r_stride,
-                                   dw, sw, init, block);
+            corr_block<T, 1>(cg, R, S, w, pq + i * row_step, row_step, c_stride, r_stride,
+                             s_stride, init, block);
             put(y + i * wo + q, block[0]);
         }
     }
-}
-
-template <class T>
-void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
-               const T* patch, index_t row_step, index_t c_stride, index_t r_stride, index_t dw,
-               index_t sw, T init, T* y) {
-    (sw == 1 ? corr_rows_impl<T, true> : corr_rows_impl<T, false>)(
-        wo, rows, cg, R, S, w, patch, row_step, c_stride, r_stride, dw, sw, init, y);
 }
 
 }  // namespace

@@ -1,0 +1,116 @@
+"""convext.correlate2d / convolve2d / rot180 against the reference and scipy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import convext
+from convext import reference as ref
+
+SHAPES = [
+    pytest.param((5, 6), (3, 2), id="in1_larger"),
+    pytest.param((4, 4), (4, 4), id="kernel_eq_input"),
+    pytest.param((1, 1), (1, 1), id="one_by_one"),
+    pytest.param((1, 1), (3, 2), id="one_by_one_in1"),
+    pytest.param((6, 7), (1, 1), id="one_by_one_kernel"),
+    pytest.param((1, 9), (1, 4), id="single_row"),
+    pytest.param((7, 1), (3, 1), id="single_col"),
+    pytest.param((2, 3), (5, 6), id="in2_larger_swapped"),
+    pytest.param((3, 4), (3, 6), id="in2_wider_equal_height"),
+    pytest.param((3, 5), (4, 2), id="neither_larger"),
+    pytest.param((8, 9), (5, 4), id="odd_even_kernel"),
+    pytest.param((9, 10), (4, 6), id="even_kernel"),
+    pytest.param((40, 37), (7, 5), id="medium"),
+    pytest.param((3, 50), (2, 9), id="wide"),
+]
+MODES = ["valid", "full", "same"]
+OPS = ["correlate2d", "convolve2d"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape1, shape2", SHAPES)
+@pytest.mark.parametrize("name", OPS)
+def test_correlate(name, shape1, shape2, mode, dtype, rng, assert_close, snapshot,
+                   assert_new_array):
+    a = rng.standard_normal(shape1).astype(dtype)
+    b = rng.standard_normal(shape2).astype(dtype)
+    ours = getattr(convext, name)
+    try:
+        expected = getattr(ref, name)(a, b, mode)
+    except ValueError:
+        with pytest.raises(ValueError, match="valid"):
+            ours(a, b, mode)
+        return
+    unchanged = snapshot(a, b)
+    got = ours(a, b, mode=mode)
+    unchanged()
+    assert_new_array(got, a, b)
+    assert_close(got, expected, reduction=min(a.size, b.size))
+    # and scipy itself, for the shape and dtype contract
+    theirs = getattr(scipy.signal, name)(a, b, mode)
+    assert got.shape == theirs.shape and got.dtype == theirs.dtype
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_correlate_default_mode_is_valid(name, rng):
+    a, b = rng.standard_normal((6, 5)), rng.standard_normal((2, 3))
+    np.testing.assert_array_equal(getattr(convext, name)(a, b),
+                                  getattr(convext, name)(a, b, "valid"))
+    assert getattr(convext, name)(a, b).shape == (5, 3)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_correlate_nan_inf_propagate(name):
+    a = np.zeros((5, 5))
+    a[1, 1] = np.nan
+    a[4, 4] = np.inf
+    b = np.ones((2, 2))
+    for mode in MODES:
+        got = getattr(convext, name)(a, b, mode)
+        expected = getattr(ref, name)(a, b, mode)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("which", ["both", "in1_only", "in2_only"])
+@pytest.mark.parametrize("name", OPS)
+def test_correlate_any_layout(name, which, mode, layout, dtype, rng, as_layout, assert_close,
+                              snapshot):
+    if layout == "nested_list":
+        dtype = np.dtype(np.float64)
+    a = rng.standard_normal((7, 6)).astype(dtype)
+    b = rng.standard_normal((3, 4)).astype(dtype)
+    al = as_layout(a, layout) if which in ("both", "in1_only") else a
+    bl = as_layout(b, layout) if which in ("both", "in2_only") else b
+    unchanged = snapshot(al, bl)
+    got = getattr(convext, name)(al, bl, mode)
+    unchanged()
+    assert_close(got, getattr(ref, name)(a, b, mode), reduction=12)
+
+
+def test_correlate_transposed_views(rng, assert_close):
+    a = rng.standard_normal((9, 7)).T
+    b = rng.standard_normal((4, 3))[::2, ::-1]
+    for mode in MODES:
+        assert_close(convext.correlate2d(a, b, mode), ref.correlate2d(a, b, mode), reduction=6)
+        assert_close(convext.convolve2d(b, a, mode), scipy.signal.convolve2d(b, a, mode),
+                     reduction=6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 4), (2, 3, 4), (2, 1, 3, 5), (2, 2, 1, 3, 4)],
+                         ids=["2d_one", "2d", "3d", "4d", "5d"])
+def test_rot180(shape, dtype, rng, layout, as_layout, snapshot, assert_new_array):
+    if layout == "nested_list":
+        dtype = np.dtype(np.float64)
+    w = rng.standard_normal(shape).astype(dtype)
+    wl = as_layout(w, layout)
+    unchanged = snapshot(wl)
+    r = convext.rot180(wl)
+    unchanged()
+    assert_new_array(r, wl)
+    assert r.dtype == dtype and r.shape == w.shape
+    np.testing.assert_array_equal(r, w[..., ::-1, ::-1])
+    np.testing.assert_array_equal(r, ref.rot180(w))
+    np.testing.assert_array_equal(convext.rot180(r), w)
