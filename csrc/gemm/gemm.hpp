@@ -29,6 +29,11 @@ struct Kernel {
     void (*corr_rows)(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
                       const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
                       index_t s_stride, T init, T* y);
+    // Winograd F(4x4, 3x3) transforms of one panel of nr tiles (lanes):
+    // v[xi*v_stride + l] = (B^T d_l B)[xi] for 6x6 input tiles d[(i*6 + j)*nr + l];
+    // y[(i*4 + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].
+    void (*winograd_input)(const T* d, T* v, index_t v_stride);
+    void (*winograd_output)(const T* m, index_t m_stride, T* y);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).

@@ -164,6 +164,71 @@ void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const
     }
 }
 
+// ---- Winograd F(4x4, 3x3) transforms, on one panel of NR tiles (lanes) ----
+
+// (B^T x)[0..5] for six vectors.
+template <class V>
+inline void bt6(const V* x, V* o) {
+    o[0] = 4 * x[0] - 5 * x[2] + x[4];
+    o[1] = -4 * (x[1] + x[2]) + x[3] + x[4];
+    o[2] = 4 * (x[1] - x[2]) - x[3] + x[4];
+    o[3] = 2 * (x[3] - x[1]) - x[2] + x[4];
+    o[4] = 2 * (x[1] - x[3]) - x[2] + x[4];
+    o[5] = 4 * x[1] - 5 * x[3] + x[5];
+}
+
+// (A^T x)[0..3] for six vectors.
+template <class V>
+inline void at6(const V* x, V* o) {
+    const V s12 = x[1] + x[2], d12 = x[1] - x[2], s34 = x[3] + x[4], d34 = x[3] - x[4];
+    o[0] = x[0] + s12 + s34;
+    o[1] = d12 + 2 * d34;
+    o[2] = s12 + 4 * s34;
+    o[3] = d12 + 8 * d34 + x[5];
+}
+
+// v[xi * v_stride + lane] = (B^T d B)[xi] with d[(i*6 + j) * NR + lane].
+template <class T>
+void winograd_input(const T* d, T* v, index_t v_stride) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    for (int h = 0; h < 2; ++h) {
+        V e[36];
+        for (int j = 0; j < 6; ++j) {
+            V col[6], out[6];
+            for (int i = 0; i < 6; ++i) col[i] = vload(d + (i * 6 + j) * 2 * L + h * L);
+            bt6(col, out);
+            for (int i = 0; i < 6; ++i) e[i * 6 + j] = out[i];
+        }
+        for (int i = 0; i < 6; ++i) {
+            V out[6];
+            bt6(e + i * 6, out);
+            for (int j = 0; j < 6; ++j) vstore(v + (i * 6 + j) * v_stride + h * L, out[j]);
+        }
+    }
+}
+
+// y[(i*4 + j) * NR + lane] = (A^T m A)[i][j] with m[xi * m_stride + lane].
+template <class T>
+void winograd_output(const T* m, index_t m_stride, T* y) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    for (int h = 0; h < 2; ++h) {
+        V o[24];
+        for (int j = 0; j < 6; ++j) {
+            V col[6], out[4];
+            for (int i = 0; i < 6; ++i) col[i] = vload(m + (i * 6 + j) * m_stride + h * L);
+            at6(col, out);
+            for (int i = 0; i < 4; ++i) o[i * 6 + j] = out[i];
+        }
+        for (int i = 0; i < 4; ++i) {
+            V out[4];
+            at6(o + i * 6, out);
+            for (int j = 0; j < 4; ++j) vstore(y + (i * 4 + j) * 2 * L + h * L, out[j]);
+        }
+    }
+}
+
 }  // namespace
 }  // namespace CONVEXT_KERNEL_NS
 }  // namespace convext::gemm

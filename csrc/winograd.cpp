@@ -1,0 +1,181 @@
+// Winograd F(4x4, 3x3) for the 3x3, stride-1, undilated correlations (the
+// forward pass and the input gradient of ResNet-style layers).
+//
+// Each 4x4 block of outputs of one (image, output channel) is
+//     Y = A^T [ sum_c (G w_kc G^T) . (B^T d_c B) ] A
+// with d_c the 6x6 input tile of channel c: 36 multiplications per tile and
+// channel pair instead of 144 (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016). The sum over c is, for each of the 36
+// transformed positions xi, a GEMM U_xi (Kg x Cg) * V_xi (Cg x tiles), run on
+// the same packed micro-kernels as the implicit GEMM.
+//
+// Error: the transforms scale values by up to ~10 and cancel, so the float32
+// result is a few times less exact than a direct sum (README: error bounds).
+#include "winograd.hpp"
+
+#include <algorithm>
+
+#include "gemm/gemm.hpp"
+#include "parallel.hpp"
+
+namespace convext {
+namespace {
+
+constexpr int kOut = 4, kIn = 6, kXi = 36;
+constexpr index_t kChannelBlock = 64;  // channels transformed per GEMM depth block
+
+// o[0..5] = G [a b c]^T, lane by lane (G from Lavin & Gray, by reciprocals).
+template <class T>
+inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lanes) {
+    const T q = T(1) / T(4), s = T(1) / T(6), t = T(1) / T(12), u = T(1) / T(24);
+    for (index_t l = 0; l < lanes; ++l) {
+        const T al = a[l], bl = b[l], cl = c[l];
+        o[0][l] = q * al;
+        o[1][l] = -s * (al + bl + cl);
+        o[2][l] = -s * (al - bl + cl);
+        o[3][l] = u * al + t * bl + s * cl;
+        o[4][l] = u * al - t * bl + s * cl;
+        o[5][l] = cl;
+    }
+}
+
+}  // namespace
+
+bool winograd_applies(const CorrelationPlan& p) {
+    return p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&
+           p.dilation.w == 1 && p.Kg() >= 16 && p.Cg() >= 16 && p.Ho >= kOut && p.Wo >= kOut;
+}
+
+template <class T>
+void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const int mr = kern.mr, nt = kern.nr;  // one B panel of nt tiles per task
+    const index_t Kg = p.Kg(), Cg = p.Cg();
+    const index_t Kg_up = round_up(Kg, mr);
+    const index_t tiles_h = ceil_div(p.Ho, kOut), tiles_w = ceil_div(p.Wo, kOut);
+    const index_t tiles = checked_mul(p.N, tiles_h * tiles_w, "conv2d");
+    const index_t blocks = ceil_div(tiles, nt);
+    const char* op = "conv2d";
+
+    // U_xi = (G w G^T)[xi] for every filter (k, c), kFilterLanes filters at a
+    // time: u[xi * K*Cg + k*Cg + c].
+    constexpr index_t kLanes = 64;
+    const index_t filters = p.K * Cg;
+    Buffer<T> u(checked_mul(filters, kXi, op), "Winograd filters");
+    parallel_for(ceil_div(filters, kLanes), [&](index_t blk, int) {
+        const index_t f0 = blk * kLanes, n = std::min(kLanes, filters - f0);
+        T g[9][kLanes], t[3][kIn][kLanes];
+        for (index_t l = 0; l < n; ++l)
+            for (int i = 0; i < 9; ++i) g[i][l] = w[(f0 + l) * 9 + i];
+        for (int j = 0; j < 3; ++j) {  // t[j] = G g[:, j]
+            T* out[kIn];
+            for (int i = 0; i < kIn; ++i) out[i] = t[j][i];
+            g_rows<T>(g[j], g[3 + j], g[6 + j], out, n);
+        }
+        for (int i = 0; i < kIn; ++i) {  // row i of (G g) G^T
+            T* out[kIn];
+            for (int j = 0; j < kIn; ++j) out[j] = u.data() + (i * kIn + j) * filters + f0;
+            g_rows<T>(t[0][i], t[1][i], t[2][i], out, n);
+        }
+    }, kLanes * kXi * 4);
+    const index_t per_xi = Kg_up * Cg;  // packed A of one (group, xi)
+    Buffer<T> upack(checked_mul(p.groups * kXi, per_xi, op), "packed Winograd filters");
+    parallel_for(p.groups * kXi, [&](index_t t, int) {
+        const index_t g = t / kXi, xi = t % kXi;
+        const T* src = u.data() + xi * p.K * Cg + g * Kg * Cg;
+        T* dst = upack.data() + t * per_xi;
+        for (index_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
+            const index_t kc = std::min(kChannelBlock, Cg - c0);
+            gemm::pack_a(Kg, kc, src + c0, Cg, 1, dst + Kg_up * c0, mr);
+        }
+    });
+
+    // Per thread: the 6x6 input tiles of nt tiles (d), their transforms packed
+    // as B panels for every xi (v), and the GEMM results for every xi (m).
+    const index_t d_size = kXi * nt, v_size = kXi * kChannelBlock * nt, m_size = kXi * Kg * nt;
+    const index_t seg_len = kOut * nt + kIn;  // one input row under a run of tiles
+    const index_t per_thread = 2 * d_size + v_size + m_size + seg_len;
+    const index_t tasks = p.groups * blocks;
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "Winograd tiles");
+
+    parallel_for(tasks, [&](index_t task, int tid) {
+        const index_t g = task / blocks, t0 = (task % blocks) * nt;
+        const index_t lanes = std::min<index_t>(nt, tiles - t0);
+        T* d = scratch.data() + tid * per_thread;
+        T* e = d + d_size;
+        T* v = e + d_size;
+        T* m = v + v_size;
+        T* seg = m + m_size;
+
+        // Where each lane's tile sits: image, top-left output row and column.
+        // Lanes past the last tile repeat it (computed, never stored).
+        index_t tn[64], toh[64], tow[64];
+        for (index_t l = 0; l < nt; ++l) {
+            const index_t t = t0 + std::min(l, lanes - 1);
+            tn[l] = t / (tiles_h * tiles_w);
+            toh[l] = (t / tiles_w) % tiles_h * kOut;
+            tow[l] = t % tiles_w * kOut;
+        }
+
+        for (index_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
+            const index_t kc = std::min(kChannelBlock, Cg - c0);
+            for (index_t c = 0; c < kc; ++c) {
+                // Gather the 6x6 input tiles, d[(i*6 + j)*nt + lane], zero outside x.
+                // Lanes of one tile row form a run: copy each of its six input
+                // rows once into a zero-padded segment, then pick the tiles.
+                for (index_t l0 = 0, l1; l0 < nt; l0 = l1) {
+                    l1 = l0 + 1;
+                    while (l1 < nt && tn[l1] == tn[l0] && toh[l1] == toh[l0] &&
+                           tow[l1] == tow[l1 - 1] + kOut)
+                        ++l1;
+                    const T* xc = x + (tn[l0] * p.C + g * Cg + c0 + c) * p.H * p.W;
+                    const index_t col0 = tow[l0] - p.pad.w, len = kOut * (l1 - l0) + 2;
+                    const index_t a = std::clamp<index_t>(-col0, 0, len);
+                    const index_t b = std::clamp<index_t>(p.W - col0, a, len);
+                    for (int i = 0; i < kIn; ++i) {
+                        const index_t ih = toh[l0] + i - p.pad.h;
+                        if (ih < 0 || ih >= p.H) {
+                            std::fill(seg, seg + len, T(0));
+                        } else {
+                            const T* row = xc + ih * p.W + col0;
+                            std::fill(seg, seg + a, T(0));
+                            std::copy(row + a, row + b, seg + a);
+                            std::fill(seg + b, seg + len, T(0));
+                        }
+                        for (int j = 0; j < kIn; ++j) {
+                            T* dij = d + (i * kIn + j) * nt;
+                            for (index_t l = l0; l < l1; ++l) dij[l] = seg[kOut * (l - l0) + j];
+                        }
+                    }
+                }
+                // V = B^T d B, lanes = tiles; V[xi] goes to panel xi at depth c.
+                kern.winograd_input(d, v + c * nt, kChannelBlock * nt);
+            }
+            for (int xi = 0; xi < kXi; ++xi)
+                kern.macro(Kg, nt, kc, upack.data() + (g * kXi + xi) * per_xi + Kg_up * c0,
+                           v + xi * kChannelBlock * nt, m + xi * Kg * nt, nt, c0 > 0);
+        }
+
+        // Y = A^T M A per output channel, scattered to the tiles' positions.
+        for (index_t k = 0; k < Kg; ++k) {
+            T* out = e;  // (A^T M A): 4 x 4 rows of nt lanes
+            kern.winograd_output(m + k * nt, Kg * nt, out);
+            const T b = bias ? bias[g * Kg + k] : T(0);
+            for (index_t l = 0; l < lanes; ++l) {
+                T* yk = y + ((tn[l] * p.K + g * Kg + k) * p.Ho) * p.Wo;
+                const index_t ih = std::min<index_t>(kOut, p.Ho - toh[l]);
+                const index_t iw = std::min<index_t>(kOut, p.Wo - tow[l]);
+                for (index_t i = 0; i < ih; ++i)
+                    for (index_t j = 0; j < iw; ++j)
+                        yk[(toh[l] + i) * p.Wo + tow[l] + j] = out[(i * kOut + j) * nt + l] + b;
+            }
+        }
+    }, kXi * Kg * Cg * nt);
+}
+
+template void correlate_winograd<float>(const CorrelationPlan&, const float*, const float*,
+                                        const float*, float*);
+template void correlate_winograd<double>(const CorrelationPlan&, const double*, const double*,
+                                         const double*, double*);
+
+}  // namespace convext
