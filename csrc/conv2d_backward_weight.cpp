@@ -101,7 +101,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const CorrelationPlan plan = forward_plan(g);
     const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const index_t KC = gemm::kKC<T>;
-    const index_t ncw = round_up(ceil_div(KD, ceil_div(KD, gemm::kNC<T>)), nr);
+    const index_t ncw = round_up(ceil_div(KD, ceil_div(KD, 4 * gemm::kNC<T>)), nr);
     const index_t ncb = ceil_div(KD, ncw);
     const index_t out_tasks = g.groups * ncb;
     const index_t chunks = std::min(g.N, std::max<index_t>(1, ceil_div(kTargetTasks, out_tasks)));
@@ -111,7 +111,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, "conv2d_weight_grad") : 0,
                       "weight-gradient partial sums");
     const index_t per_thread =
-        gemm::packed_a_size(Kg, KC, mr) + gemm::packed_b_size(ncw, KC, nr) + KC;
+        gemm::packed_a_size(Kg, KC, mr) + gemm::packed_b_size(ncw, KC, nr) + nr * KC;
     const index_t tasks = out_tasks * chunks;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d_weight_grad"),
                       "gradient panels");
@@ -131,11 +131,13 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
             for (index_t p0 = 0; p0 < P; p0 += KC) {
                 const index_t kc = std::min(KC, P - p0);
                 gemm::pack_a(Kg, kc, dyg + p0, P, 1, apack, mr);
-                for (index_t j = 0; j < nj; ++j) {
-                    gather_patch_row(plan, xg, j0 + j, p0, kc, col);
-                    gemm::pack_b_col(kc, j, col, bpack, nr);
+                // Patch rows (one per weight column) -> transposed into panels.
+                for (index_t jp = 0; jp < nj; jp += nr) {
+                    const index_t w = std::min<index_t>(nr, nj - jp);
+                    for (index_t j = 0; j < w; ++j)
+                        gather_patch_row(plan, xg, j0 + jp + j, p0, kc, col + j * kc);
+                    gemm::pack_b_cols(kc, w, col, kc, bpack + jp * kc, nr);
                 }
-                gemm::pack_b_zero_tail(nj, kc, bpack, nr);
                 for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC) {
                     const index_t mc = std::min(gemm::kMC, Kg - m0);
                     kern.macro(mc, nj, kc, apack + m0 * kc, bpack, out + m0 * KD, KD, accumulate);

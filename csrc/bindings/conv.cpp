@@ -42,7 +42,7 @@ py::array conv2d(py::object x, py::object weight, py::object bias, py::object st
         auto wc = contiguous<T>(wa);
         py::array_t<T, py::array::c_style> bc;
         if (has_bias) bc = contiguous<T>(ba);
-        auto y = new_array<T>(g.y_shape());
+        auto y = new_array<T>(op, g.y_shape());
         const T* bp = has_bias ? bc.data() : nullptr;
         T* yp = y.mutable_data();
         py::gil_scoped_release release;
@@ -78,7 +78,7 @@ py::array conv2d_input_grad(py::object grad_out, py::object weight, py::object i
     check_grad_out(op, g, shape_of(ga));
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto dx = new_array<T>(g.x_shape());
+        auto dx = new_array<T>(op, g.x_shape());
         input_grad<T>(g, ga, wa, dx.mutable_data());
         return dx;
     });
@@ -96,7 +96,7 @@ py::array conv2d_weight_grad(py::object grad_out, py::object x, py::object weigh
     check_grad_out(op, g, shape_of(ga));
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto dw = new_array<T>(g.w_shape());
+        auto dw = new_array<T>(op, g.w_shape());
         weight_grad<T>(g, ga, xa, dw.mutable_data());
         return dw;
     });
@@ -115,9 +115,9 @@ py::tuple conv2d_backward(py::object grad_out, py::object x, py::object weight, 
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
         auto gc = contiguous<T>(ga);
-        auto dx = new_array<T>(g.x_shape());
-        auto dw = new_array<T>(g.w_shape());
-        auto db = new_array<T>({g.K});
+        auto dx = new_array<T>(op, g.x_shape());
+        auto dw = new_array<T>(op, g.w_shape());
+        auto db = new_array<T>(op, {g.K});
         input_grad<T>(g, gc, wa, dx.mutable_data());
         weight_grad<T>(g, gc, xa, dw.mutable_data());
         T* dbp = db.mutable_data();

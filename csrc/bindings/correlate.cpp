@@ -19,7 +19,7 @@ py::array correlate_or_convolve(py::object in1, py::object in2, py::object mode)
         using T = decltype(tag);
         auto ac = contiguous<T>(a);
         auto bc = contiguous<T>(b);
-        auto out = new_array<T>({g.Ho, g.Wo});
+        auto out = new_array<T>(op, {g.Ho, g.Wo});
         T* op_ = out.mutable_data();
         py::gil_scoped_release release;
         if constexpr (Convolve)
@@ -43,7 +43,7 @@ py::array rot180_(py::object w) {
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto wc = contiguous<T>(a);
-        auto out = new_array<T>(s);
+        auto out = new_array<T>(op, s);
         T* o = out.mutable_data();
         if (n == 0) return out;
         py::gil_scoped_release release;

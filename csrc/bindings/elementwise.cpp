@@ -21,7 +21,7 @@ py::array relu(py::object x) {
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto xc = contiguous<T>(xa);
-        auto y = new_array<T>(shape_of(xa));
+        auto y = new_array<T>(op, shape_of(xa));
         T* yp = y.mutable_data();
         py::gil_scoped_release release;
         relu_forward<T>(n, xc.data(), yp);
@@ -41,7 +41,7 @@ py::array relu_backward(py::object grad_out, py::object x) {
         using T = decltype(tag);
         auto gc = contiguous<T>(ga);
         auto xc = contiguous<T>(xa);
-        auto dx = new_array<T>(shape_of(xa));
+        auto dx = new_array<T>(op, shape_of(xa));
         T* dxp = dx.mutable_data();
         py::gil_scoped_release release;
         convext::relu_backward<T>(n, gc.data(), xc.data(), dxp);

@@ -27,9 +27,9 @@ py::object max_pool2d(py::object x, py::object kernel_size, py::object stride, p
     return dispatch(dt, [&](auto tag) -> py::object {
         using T = decltype(tag);
         auto xc = contiguous<T>(xa);
-        auto y = new_array<T>(g.y_shape());
+        auto y = new_array<T>(op, g.y_shape());
         py::array_t<std::int64_t> idx;
-        if (with_indices) idx = new_array<std::int64_t>(g.y_shape());
+        if (with_indices) idx = new_array<std::int64_t>(op, g.y_shape());
         T* yp = y.mutable_data();
         std::int64_t* ip = with_indices ? idx.mutable_data() : nullptr;
         {
@@ -67,7 +67,7 @@ py::array max_pool2d_backward(py::object grad_out, py::object x, py::object kern
         using T = decltype(tag);
         auto gc = contiguous<T>(ga);
         auto xc = contiguous<T>(xa);
-        auto dx = new_array<T>(g.x_shape());
+        auto dx = new_array<T>(op, g.x_shape());
         const std::int64_t* ip = has_indices ? ic.data() : nullptr;
         T* dxp = dx.mutable_data();
         py::gil_scoped_release release;
@@ -87,7 +87,7 @@ py::array avg_pool2d(py::object x, py::object kernel_size, py::object stride, py
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto xc = contiguous<T>(xa);
-        auto y = new_array<T>(g.y_shape());
+        auto y = new_array<T>(op, g.y_shape());
         T* yp = y.mutable_data();
         py::gil_scoped_release release;
         avg_pool2d_forward<T>(g, include_pad, xc.data(), yp);
@@ -109,7 +109,7 @@ py::array avg_pool2d_backward(py::object grad_out, py::object input_shape, py::o
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto gc = contiguous<T>(ga);
-        auto dx = new_array<T>(g.x_shape());
+        auto dx = new_array<T>(op, g.x_shape());
         T* dxp = dx.mutable_data();
         py::gil_scoped_release release;
         convext::avg_pool2d_backward<T>(g, include_pad, gc.data(), dxp);

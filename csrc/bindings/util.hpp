@@ -37,10 +37,18 @@ py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
     return py::array_t<T, py::array::c_style>::ensure(a);
 }
 
+// A new output array; a refused allocation becomes MemoryError naming the op,
+// the shape and the size.
 template <class T>
-py::array_t<T> new_array(const Shape& shape) {
+py::array_t<T> new_array(const char* op, const Shape& shape) {
     std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    return py::array_t<T>(dims);
+    try {
+        return py::array_t<T>(dims);
+    } catch (py::error_already_set& e) {
+        if (!e.matches(PyExc_MemoryError)) throw;
+        throw alloc_error(msg(op, ": cannot allocate the result, shape ", shape_str(shape), " (",
+                              checked_mul(numel(op, shape), index_t(sizeof(T)), op), " bytes)"));
+    }
 }
 
 // Call f(T{}) with T = float or double.

@@ -54,19 +54,42 @@ constexpr index_t kNC = 196608 / (256 * index_t(sizeof(T)));
 constexpr index_t kMC = 120;  // a multiple of every kernel's mr (6, 8, 12)
 
 // Pack rows [0, m) x cols [0, kc) of a matrix with element (i, j) at
-// A[i * rs + j * cs] into mr-row panels.
+// A[i * rs + j * cs] into mr-row panels. (The register-tile sizes are small
+// compile-time constants in every kernel: dispatch so that the inner loop is
+// fully unrolled.)
+template <class T, int MR>
+void pack_a_fixed(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
+    for (index_t i0 = 0; i0 < m; i0 += MR, Ap += kc * MR) {
+        const index_t rows = m - i0 < MR ? m - i0 : MR;
+        const T* src = A + i0 * rs;
+        if (rows == MR) {
+            for (index_t j = 0; j < kc; ++j)
+                for (int i = 0; i < MR; ++i) Ap[j * MR + i] = src[i * rs + j * cs];
+            continue;
+        }
+        for (index_t j = 0; j < kc; ++j) {
+            index_t i = 0;
+            for (; i < rows; ++i) Ap[j * MR + i] = src[i * rs + j * cs];
+            for (; i < MR; ++i) Ap[j * MR + i] = T(0);
+        }
+    }
+}
+
 template <class T>
 void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap, int mr) {
-    for (index_t i0 = 0; i0 < m; i0 += mr) {
+    switch (mr) {
+        case 6: return pack_a_fixed<T, 6>(m, kc, A, rs, cs, Ap);
+        case 8: return pack_a_fixed<T, 8>(m, kc, A, rs, cs, Ap);
+        default: break;
+    }
+    for (index_t i0 = 0; i0 < m; i0 += mr, Ap += kc * mr) {
         const index_t rows = m - i0 < mr ? m - i0 : mr;
         for (index_t j = 0; j < kc; ++j) {
             const T* src = A + i0 * rs + j * cs;
-            T* dst = Ap + j * mr;
             index_t i = 0;
-            for (; i < rows; ++i) dst[i] = src[i * rs];
-            for (; i < mr; ++i) dst[i] = T(0);
+            for (; i < rows; ++i) Ap[j * mr + i] = src[i * rs];
+            for (; i < mr; ++i) Ap[j * mr + i] = T(0);
         }
-        Ap += kc * mr;
     }
 }
 
@@ -88,21 +111,20 @@ inline void pack_b_row(index_t n, index_t kc, index_t k, const T* row, T* Bp, in
     }
 }
 
-// Write one column `j` of a B block (kc contiguous values in `col`, one per
-// k) into the panels of Bp.
+// Pack a B block given by columns: column j (j < n) is the kc contiguous
+// values cols[j * ld .. j * ld + kc). Writes panel rows contiguously (a
+// transpose); zero pads to round_up(n, nr).
 template <class T>
-inline void pack_b_col(index_t kc, index_t j, const T* col, T* Bp, int nr) {
-    T* dst = Bp + (j / nr) * nr * kc + (j % nr);
-    for (index_t k = 0; k < kc; ++k) dst[k * nr] = col[k];
-}
-
-// Zero the padding columns [n, round_up(n, nr)) of the last panel.
-template <class T>
-inline void pack_b_zero_tail(index_t n, index_t kc, T* Bp, int nr) {
-    const index_t n_up = round_up(n, nr);
-    for (index_t j = n; j < n_up; ++j) {
-        T* dst = Bp + (j / nr) * nr * kc + (j % nr);
-        for (index_t k = 0; k < kc; ++k) dst[k * nr] = T(0);
+void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp, int nr) {
+    for (index_t j0 = 0; j0 < n; j0 += nr) {
+        const index_t w = n - j0 < nr ? n - j0 : nr;
+        T* dst = Bp + j0 * kc;
+        const T* src = cols + j0 * ld;
+        for (index_t k = 0; k < kc; ++k) {
+            index_t j = 0;
+            for (; j < w; ++j) dst[k * nr + j] = src[j * ld + k];
+            for (; j < nr; ++j) dst[k * nr + j] = T(0);
+        }
     }
 }
 
