@@ -117,11 +117,11 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
         const T* xp = x + plane * HW;
         for (index_t oh = 0; oh < g.Ho; ++oh)
             for (index_t ow = 0; ow < g.Wo; ++ow) {
-                const Window win = max_window(g, oh, ow);
-                // A dilated window can miss the input entirely: nothing to route.
-                if (win.h0 >= win.h1 || win.w0 >= win.w1) continue;
+                // A dilated window can miss the input entirely; its reported
+                // position (as PyTorch's) may then lie outside the plane.
                 T best;
-                dxp[argmax_in(g, xp, win, &best)] += dyp[oh * g.Wo + ow];
+                const index_t arg = argmax_in(g, xp, max_window(g, oh, ow), &best);
+                if (arg >= 0 && arg < HW) dxp[arg] += dyp[oh * g.Wo + ow];
             }
     }, work_per_plane(g));
 }

@@ -58,11 +58,14 @@ def tolerance(dtype: Any, reduction: int = 1, scale: float = 1.0) -> Dict[str, f
     ``reduction`` is the number of terms summed into one output element
     (e.g. ``C/groups * R * S`` for conv2d); ``scale`` the magnitude of one
     term.  The absolute part allows a rounding error of a few ulps per term,
-    which protects outputs that cancel to about 0.
+    which protects outputs that cancel to about 0; it is 16 ulps, not 4,
+    because the Winograd F(4x4, 3x3) path of 3x3 stride-1 layers amplifies
+    rounding by up to ~10x in its transforms (tests/test_numerics.py checks
+    the documented error bound against float64 separately).
     """
     dt = np.dtype(dtype)
     eps = float(np.finfo(dt).eps)
-    atol = 4.0 * eps * max(1, int(reduction)) * float(scale)
+    atol = 16.0 * eps * max(1, int(reduction)) * float(scale)
     return {"rtol": RTOL[dt], "atol": max(atol, 10.0 * eps * float(scale))}
 
 

@@ -2,7 +2,22 @@
 
 #include <climits>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
 namespace convext::bind {
+
+index_t physical_memory_bytes() {
+    static const index_t bytes = [] {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && page > 0) return index_t(pages) * index_t(page);
+#endif
+        return kMaxAllocBytes;
+    }();
+    return bytes;
+}
 
 py::array as_array(py::handle obj, const char* op, const char* name) {
     if (obj.is_none()) throw py::type_error(msg(op, ": ", name, " must be an array, got None"));

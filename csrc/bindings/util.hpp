@@ -31,23 +31,34 @@ Pair to_pair(py::handle obj, const char* op, const char* name, const Pair* fallb
 Shape to_shape(py::handle obj, const char* op, const char* name, std::size_t ndim);
 bool to_bool(py::handle obj, const char* op, const char* name);
 
-// A C-contiguous array of T holding a's values; no copy when a already is one.
+// A C-contiguous, aligned array of T holding a's values; no copy when a
+// already is one (an unaligned view, e.g. from a byte buffer, is copied).
 template <class T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+    if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+        return py::array_t<T, py::array::c_style>::ensure(a.attr("copy")());
     return py::array_t<T, py::array::c_style>::ensure(a);
 }
+
+// Bytes of physical memory: no single result may ask for more.
+index_t physical_memory_bytes();
 
 // A new output array; a refused allocation becomes MemoryError naming the op,
 // the shape and the size.
 template <class T>
 py::array_t<T> new_array(const char* op, const Shape& shape) {
     std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    const index_t bytes = checked_mul(numel(op, shape), index_t(sizeof(T)), op);
+    if (bytes > physical_memory_bytes())
+        throw alloc_error(msg(op, ": the result, shape ", shape_str(shape), ", would take ", bytes,
+                              " bytes, more than this machine's ", physical_memory_bytes(),
+                              " bytes of memory"));
     try {
         return py::array_t<T>(dims);
     } catch (py::error_already_set& e) {
         if (!e.matches(PyExc_MemoryError)) throw;
         throw alloc_error(msg(op, ": cannot allocate the result, shape ", shape_str(shape), " (",
-                              checked_mul(numel(op, shape), index_t(sizeof(T)), op), " bytes)"));
+                              bytes, " bytes)"));
     }
 }
 
