@@ -34,63 +34,106 @@ CorrelationPlan forward_plan(const Conv2dGeometry& g) {
     return p;
 }
 
-// Sum of a[i] * b[i * step] in a fixed order, in 8 interleaved lanes so that
-// the compiler can vectorise it without reassociating.
-template <class T>
-inline void dot_lanes(const T* a, const T* b, index_t n, index_t step, T* lanes) {
-    index_t i = 0;
-    if (step == 1) {
-        for (; i + 8 <= n; i += 8)
-            for (int l = 0; l < 8; ++l) lanes[l] += a[i + l] * b[i + l];
-    }
-    for (; i < n; ++i) lanes[i % 8] += a[i] * b[i * step];
-}
-
-// Few output channels per group (depthwise): one task per output channel,
-// dot products of dy rows with the shifted x rows they met. Products with the
-// zero padding are skipped: they add nothing, unless dy holds an Inf or NaN
-// (then IEEE, PyTorch and the GEMM path make them NaN), so planes of dy with
-// one take the exact loop over every position instead.
+// Few output channels per group (depthwise): one task per output channel.
+// Per image, the dy plane and each input plane of the group are copied into
+// zero-padded rows (x: tap s at s*tap, unit stride, as in the forward direct
+// loop); then for each filter row r the ISA's dot_taps adds, over all output
+// rows, the dot products of dy rows with the x rows they met, one lane-wise
+// partial sum per tap s. Products with the zero padding add nothing, unless dy
+// holds an Inf or NaN (IEEE, PyTorch and the GEMM path then make them NaN):
+// planes of dy with one take the exact loop over every position instead.
 template <class T>
 void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
-    const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w, P = g.Ho * g.Wo;
-    parallel_for(g.K, [&](index_t k, int) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const index_t L = kern.lanes;
+    const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w, dwl = g.dilation.w, P = g.Ho * g.Wo;
+    const index_t RS = g.R * g.S, wq = round_up(g.Wo, L);
+    const bool whole_row = sw == 1 && dwl <= wq;
+    const index_t plen = whole_row ? wq + (g.S - 1) * dwl : g.S * wq, tap = whole_row ? dwl : wq;
+    // Per thread: dy plane (Ho x wq), x planes (Cg x H x plen), lane sums
+    // (Cg*R*S x L); and the row pairs of one filter row.
+    const index_t per_thread = g.Ho * wq + Cg * g.H * plen + Cg * RS * L;
+    const int nt = threads_for(g.K);
+    Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d_weight_grad"), "tap rows");
+    Buffer<const T*> pairs(checked_mul(nt, 2 * g.Ho, "conv2d_weight_grad"), "row pointers");
+
+    parallel_for(g.K, [&](index_t k, int tid) {
         const index_t grp = k / Kg;
+        T* dyp = scratch.data() + tid * per_thread;
+        T* xp = dyp + g.Ho * wq;
+        T* acc = xp + Cg * g.H * plen;
+        const T** dy_rows = pairs.data() + tid * 2 * g.Ho;
+        const T** x_rows = dy_rows + g.Ho;
         bool finite = true;
         for (index_t n = 0; n < g.N && finite; ++n) {
             const T* d = dy + (n * g.K + k) * P;
             for (index_t i = 0; i < P; ++i) finite &= std::isfinite(d[i]);
         }
-        for (index_t c = 0; c < Cg; ++c)
-            for (index_t r = 0; r < g.R; ++r)
-                for (index_t s = 0; s < g.S; ++s) {
-                    const index_t off = s * g.dilation.w - g.padding.w;
-                    const index_t lo = std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
-                    const index_t hi =
-                        std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
-                    T lanes[8] = {};
-                    for (index_t n = 0; n < g.N; ++n) {
-                        const T* dyk = dy + (n * g.K + k) * P;
-                        const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
-                        for (index_t oh = 0; oh < g.Ho; ++oh) {
-                            const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
-                            const bool row_in = ih >= 0 && ih < g.H;
-                            if (!finite) {  // every product, padding included
+        if (!finite) {  // every product, padding included, in a fixed order
+            for (index_t c = 0; c < Cg; ++c)
+                for (index_t r = 0; r < g.R; ++r)
+                    for (index_t s = 0; s < g.S; ++s) {
+                        T sum = T(0);
+                        for (index_t n = 0; n < g.N; ++n) {
+                            const T* dyk = dy + (n * g.K + k) * P;
+                            const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
+                            for (index_t oh = 0; oh < g.Ho; ++oh) {
+                                const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
                                 for (index_t ow = 0; ow < g.Wo; ++ow) {
-                                    const bool in = row_in && ow >= lo && ow < hi;
-                                    lanes[ow % 8] += dyk[oh * g.Wo + ow] *
-                                                     (in ? xc[ih * g.W + ow * sw + off] : T(0));
+                                    const index_t iw = ow * sw + s * dwl - g.padding.w;
+                                    const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+                                    sum += dyk[oh * g.Wo + ow] * (in ? xc[ih * g.W + iw] : T(0));
                                 }
-                            } else if (row_in) {
-                                dot_lanes(dyk + oh * g.Wo + lo, xc + ih * g.W + lo * sw + off,
-                                          hi - lo, sw, lanes);
                             }
                         }
+                        dw[((k * Cg + c) * g.R + r) * g.S + s] = sum;
                     }
-                    T sum = T(0);
-                    for (int l = 0; l < 8; ++l) sum += lanes[l];
-                    dw[((k * Cg) + c) * g.R * g.S + r * g.S + s] = sum;
+            return;
+        }
+        std::fill(acc, acc + Cg * RS * L, T(0));
+        for (index_t n = 0; n < g.N; ++n) {
+            const T* dyk = dy + (n * g.K + k) * P;
+            for (index_t oh = 0; oh < g.Ho; ++oh) {
+                std::copy(dyk + oh * g.Wo, dyk + (oh + 1) * g.Wo, dyp + oh * wq);
+                std::fill(dyp + oh * wq + g.Wo, dyp + (oh + 1) * wq, T(0));
+            }
+            for (index_t c = 0; c < Cg; ++c) {
+                const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
+                T* xpc = xp + c * g.H * plen;
+                for (index_t ih = 0; ih < g.H; ++ih) {
+                    const T* row = xc + ih * g.W;
+                    T* dst = xpc + ih * plen;
+                    if (whole_row) {  // dst[j] = row[j - pad.w]
+                        const index_t j0 = std::clamp<index_t>(g.padding.w, 0, plen);
+                        const index_t j1 = std::clamp<index_t>(g.padding.w + g.W, j0, plen);
+                        std::fill(dst, dst + j0, T(0));
+                        std::copy(row + (j0 - g.padding.w), row + (j1 - g.padding.w), dst + j0);
+                        std::fill(dst + j1, dst + plen, T(0));
+                    } else {  // dst[s*wq + q] = row[q*sw + s*dw - pad.w]
+                        for (index_t s = 0; s < g.S; ++s)
+                            for (index_t q = 0; q < wq; ++q) {
+                                const index_t iw = q < g.Wo ? q * sw + s * dwl - g.padding.w : -1;
+                                dst[s * wq + q] = iw >= 0 && iw < g.W ? row[iw] : T(0);
+                            }
+                    }
                 }
+                for (index_t r = 0; r < g.R; ++r) {
+                    index_t rows = 0;
+                    for (index_t oh = 0; oh < g.Ho; ++oh) {
+                        const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
+                        if (ih < 0 || ih >= g.H) continue;  // only zero padding there
+                        dy_rows[rows] = dyp + oh * wq;
+                        x_rows[rows++] = xpc + ih * plen;
+                    }
+                    kern.dot_taps(rows, wq, g.S, dy_rows, x_rows, tap, acc + (c * RS + r * g.S) * L);
+                }
+            }
+        }
+        for (index_t i = 0; i < Cg * RS; ++i) {
+            T sum = T(0);
+            for (index_t l = 0; l < L; ++l) sum += acc[i * L + l];
+            dw[k * Cg * RS + i] = sum;
+        }
     }, Cg * g.R * g.S * g.N * P);
 }
 

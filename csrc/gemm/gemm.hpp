@@ -29,6 +29,11 @@ struct Kernel {
     void (*corr_rows)(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
                       const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
                       index_t s_stride, T init, T* y);
+    // acc[s*lanes + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i][q + s*s_stride]
+    // for s < S over `rows` row pairs (wq a multiple of lanes, rows zero padded).
+    int lanes;
+    void (*dot_taps)(index_t rows, index_t wq, index_t S, const T* const* dy, const T* const* x,
+                     index_t s_stride, T* acc);
     // Winograd F(4x4, 3x3) transforms of one panel of nr tiles (lanes):
     // v[xi*v_stride + l] = (B^T d_l B)[xi] for 6x6 input tiles d[(i*6 + j)*nr + l];
     // y[(i*4 + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].

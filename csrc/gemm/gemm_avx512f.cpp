@@ -10,8 +10,10 @@ extern const Kernel<float> sgemm_8x32__avx512f;
 extern const Kernel<double> dgemm_8x16__avx512f;
 const Kernel<float> sgemm_8x32__avx512f{"sgemm_8x32__avx512f", avx512f::kMR,
                                          avx512f::kNR<float>, avx512f::macro_kernel<float>, avx512f::corr_rows<float>,
+    avx512f::kLanes<float>, avx512f::dot_taps<float>,
     avx512f::winograd_input<float>, avx512f::winograd_output<float>};
 const Kernel<double> dgemm_8x16__avx512f{"dgemm_8x16__avx512f", avx512f::kMR,
                                          avx512f::kNR<double>, avx512f::macro_kernel<double>, avx512f::corr_rows<double>,
+    avx512f::kLanes<double>, avx512f::dot_taps<double>,
     avx512f::winograd_input<double>, avx512f::winograd_output<double>};
 }  // namespace convext::gemm

@@ -11,8 +11,10 @@ extern const Kernel<float> sgemm_6x8__generic;
 extern const Kernel<double> dgemm_6x4__generic;
 const Kernel<float> sgemm_6x8__generic{"sgemm_6x8__generic", generic::kMR, generic::kNR<float>,
                                        generic::macro_kernel<float>, generic::corr_rows<float>,
+    generic::kLanes<float>, generic::dot_taps<float>,
     generic::winograd_input<float>, generic::winograd_output<float>};
 const Kernel<double> dgemm_6x4__generic{"dgemm_6x4__generic", generic::kMR, generic::kNR<double>,
                                         generic::macro_kernel<double>, generic::corr_rows<double>,
+    generic::kLanes<double>, generic::dot_taps<double>,
     generic::winograd_input<double>, generic::winograd_output<double>};
 }  // namespace convext::gemm

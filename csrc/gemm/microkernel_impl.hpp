@@ -164,6 +164,31 @@ void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const
     }
 }
 
+// acc[s*L + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i][q + s*s_stride]
+// over `rows` row pairs, s < S: the S weight taps of one filter row
+// (depthwise weight gradient). wq is a multiple of L; rows zero padded.
+template <class T>
+void dot_taps(index_t rows, index_t wq, index_t S, const T* const* dy, const T* const* x,
+              index_t s_stride, T* acc) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    constexpr index_t kTaps = 8;  // accumulators held in registers at a time
+    for (index_t s0 = 0; s0 < S; s0 += kTaps) {
+        const index_t ns = S - s0 < kTaps ? S - s0 : kTaps;
+        V a[kTaps];
+        for (index_t s = 0; s < ns; ++s) a[s] = vload(acc + (s0 + s) * L);
+        for (index_t i = 0; i < rows; ++i) {
+            const T* d = dy[i];
+            const T* xs = x[i] + s0 * s_stride;
+            for (index_t q = 0; q < wq; q += L) {
+                const V dv = vload(d + q);
+                for (index_t s = 0; s < ns; ++s) a[s] += dv * vload(xs + q + s * s_stride);
+            }
+        }
+        for (index_t s = 0; s < ns; ++s) vstore(acc + (s0 + s) * L, a[s]);
+    }
+}
+
 // ---- Winograd F(4x4, 3x3) transforms, on one panel of NR tiles (lanes) ----
 
 // (B^T x)[0..5] for six vectors.
