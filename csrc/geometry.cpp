@@ -88,10 +88,16 @@ Conv2dGeometry make_conv2d_geometry(const char* op, const Shape& x, const Shape&
     return g;
 }
 
-void check_grad_out(const char* op, const Conv2dGeometry& g, const Shape& go) {
-    if (go != g.y_shape())
-        fail(msg(op, ": grad_out must have the forward output's shape ", shape_str(g.y_shape()),
+namespace {
+void check_forward_output_shape(const char* op, const Shape& expected, const Shape& go) {
+    if (go != expected)
+        fail(msg(op, ": grad_out must have the forward output's shape ", shape_str(expected),
                  ", got ", shape_str(go)));
+}
+}  // namespace
+
+void check_grad_out(const char* op, const Conv2dGeometry& g, const Shape& go) {
+    check_forward_output_shape(op, g.y_shape(), go);
 }
 
 void check_bias(const char* op, const Conv2dGeometry& g, const Shape& b) {
@@ -140,9 +146,7 @@ Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel,
 }
 
 void check_grad_out(const char* op, const Pool2dGeometry& g, const Shape& go) {
-    if (go != g.y_shape())
-        fail(msg(op, ": grad_out must have the forward output's shape ", shape_str(g.y_shape()),
-                 ", got ", shape_str(go)));
+    check_forward_output_shape(op, g.y_shape(), go);
 }
 
 CorrMode parse_corr_mode(const char* op, const std::string& mode) {

@@ -255,5 +255,13 @@ void winograd_output(const T* m, index_t m_stride, T* y) {
 }
 
 }  // namespace
+
+// This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
+template <class T>
+Kernel<T> make_kernel(const char* name) {
+    return {name,           kMR,           kNR<T>,          macro_kernel<T>,   corr_rows<T>,
+            kLanes<T>,      dot_taps<T>,   winograd_input<T>, winograd_output<T>};
+}
+
 }  // namespace CONVEXT_KERNEL_NS
 }  // namespace convext::gemm

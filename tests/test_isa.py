@@ -1,0 +1,64 @@
+"""Every kernel set this CPU can run gives reference results.
+
+The ISA is chosen once per process (``CONVEXT_ISA`` forces one the CPU
+supports), so each is exercised in a subprocess: the GEMM (implicit and
+Winograd), direct, weight-gradient and pooling paths, float32 and float64.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import convext
+
+ISAS = convext.show_config(print_out=False)["available_isas"].split(",")
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, convext
+    from convext import reference as ref
+    cfg = convext.show_config(print_out=False)
+    assert cfg["isa"] == {isa!r}, cfg
+    rng = np.random.default_rng(0)
+    cases = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+        (2, 16, 12, 11, 24, 3, 3, 1, 1, 1, 1),   # Winograd
+        (2, 5, 13, 9, 7, 3, 2, 2, 1, 1, 1),      # implicit GEMM, strided
+        (2, 6, 10, 9, 6, 3, 3, 1, 1, 2, 6),      # depthwise: direct loops
+        (1, 8, 9, 17, 4, 5, 5, (2, 1), 2, 1, 2), # grouped
+    ]
+    for dtype, rtol in ((np.float32, 2e-4), (np.float64, 1e-10)):
+        for (N, C, H, W, K, R, S, st, pad, dil, g) in cases:
+            x = rng.standard_normal((N, C, H, W)).astype(dtype)
+            w = rng.standard_normal((K, C // g, R, S)).astype(dtype)
+            b = rng.standard_normal(K).astype(dtype)
+            y = convext.conv2d(x, w, b, st, pad, dil, g)
+            np.testing.assert_allclose(y, ref.conv2d(x, w, b, st, pad, dil, g), rtol=rtol, atol=rtol * 10)
+            gy = rng.standard_normal(y.shape).astype(dtype)
+            got = convext.conv2d_backward(gy, x, w, st, pad, dil, g)
+            want = ref.conv2d_backward(gy, x, w, st, pad, dil, g)
+            for a, e in zip(got, want):
+                np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * 10 * max(1, N * H * W / 50))
+        x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+        np.testing.assert_array_equal(convext.max_pool2d(x, 3, 2, 1), ref.max_pool2d(x, 3, 2, 1))
+        a, k = rng.standard_normal((20, 17)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+        np.testing.assert_allclose(convext.correlate2d(a, k, "same"), ref.correlate2d(a, k, "same"), rtol=rtol, atol=rtol)
+    print("ok", cfg["sgemm_kernel"])
+    """
+)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_kernel_set_matches_reference(isa: str) -> None:
+    env = dict(os.environ, CONVEXT_ISA=isa)
+    run = subprocess.run([sys.executable, "-c", SCRIPT.format(isa=isa)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.startswith("ok"), run.stdout
+
+
+def test_generic_kernels_are_always_available() -> None:
+    assert "generic" in ISAS
