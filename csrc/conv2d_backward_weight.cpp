@@ -179,7 +179,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                     const index_t w = std::min<index_t>(nr, nj - jp);
                     for (index_t j = 0; j < w; ++j)
                         gather_patch_row(plan, xg, j0 + jp + j, p0, kc, col + j * kc);
-                    gemm::pack_b_cols(kc, w, col, kc, bpack + jp * kc, nr);
+                    kern.pack_b_cols(kc, w, col, kc, bpack + jp * kc);
                 }
                 for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC) {
                     const index_t mc = std::min(gemm::kMC, Kg - m0);

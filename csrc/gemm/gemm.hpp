@@ -21,6 +21,9 @@ struct Kernel {
     // C[m x n] = (accumulate ? C : 0) + Ap[m x kc] * Bp[kc x n], m and n of any size.
     void (*macro)(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C,
                   index_t ldc, bool accumulate);
+    // Pack a B block given by columns: column j < n is the kc values at
+    // cols + j*ld; nr-column panels, zero padded to round_up(n, nr).
+    void (*pack_b_cols)(index_t kc, index_t n, const T* cols, index_t ld, T* Bp);
     // Direct correlation of `rows` output rows of one channel (the loop for
     // layers with too few output channels per group for a GEMM tile):
     //   y[i*wo + q] = init + sum_{c<cg, r<R, s<S} w[(c*R + r)*S + s]
@@ -113,23 +116,6 @@ inline void pack_b_row(index_t n, index_t kc, index_t k, const T* row, T* Bp, in
         index_t j = 0;
         for (; j < n - j0; ++j) dst[j] = row[j0 + j];
         for (; j < nr; ++j) dst[j] = T(0);
-    }
-}
-
-// Pack a B block given by columns: column j (j < n) is the kc contiguous
-// values cols[j * ld .. j * ld + kc). Writes panel rows contiguously (a
-// transpose); zero pads to round_up(n, nr).
-template <class T>
-void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp, int nr) {
-    for (index_t j0 = 0; j0 < n; j0 += nr) {
-        const index_t w = n - j0 < nr ? n - j0 : nr;
-        T* dst = Bp + j0 * kc;
-        const T* src = cols + j0 * ld;
-        for (index_t k = 0; k < kc; ++k) {
-            index_t j = 0;
-            for (; j < w; ++j) dst[k * nr + j] = src[j * ld + k];
-            for (; j < nr; ++j) dst[k * nr + j] = T(0);
-        }
     }
 }
 

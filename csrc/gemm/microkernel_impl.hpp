@@ -256,11 +256,33 @@ void winograd_output(const T* m, index_t m_stride, T* y) {
 
 }  // namespace
 
+// Pack a B block given by columns (column j: kc contiguous values at
+// cols + j*ld) into NR-column panels, zero padding to round_up(n, NR): a
+// transpose. Compiled per ISA with NR a constant, so the compiler can turn
+// the inner loop into vector gathers.
+template <class T>
+void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
+    constexpr int NR = kNR<T>;
+    for (index_t j0 = 0; j0 < n; j0 += NR) {
+        const index_t w = n - j0 < NR ? n - j0 : NR;
+        T* __restrict dst = Bp + j0 * kc;
+        const T* __restrict src = cols + j0 * ld;
+        if (w == NR) {
+            for (index_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+                for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ld + k];
+            continue;
+        }
+        for (index_t k = 0; k < kc; ++k)
+            for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < w ? src[j * ld + k] : T(0);
+    }
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
-    return {name,           kMR,           kNR<T>,          macro_kernel<T>,   corr_rows<T>,
-            kLanes<T>,      dot_taps<T>,   winograd_input<T>, winograd_output<T>};
+    return {name,      kMR,         kNR<T>,           macro_kernel<T>,   pack_b_cols<T>,
+            corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
