@@ -18,6 +18,7 @@
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
 #include "parallel.hpp"
+#include "winograd.hpp"
 
 namespace convext {
 namespace {
@@ -209,6 +210,8 @@ template <class T>
 void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     if (g.Kg() < kMinGemmRows)
         weight_grad_direct(g, dy, x, dw);
+    else if (winograd_applies(forward_plan(g)))
+        weight_grad_winograd(g, dy, x, dw);
     else
         weight_grad_gemm(g, dy, x, dw);
 }

@@ -147,23 +147,13 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
     }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
 
-// CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test
-// the implicit GEMM on the layers Winograd would take).
-bool winograd_disabled() {
-    static const bool off = [] {
-        const char* v = std::getenv("CONVEXT_WINOGRAD");
-        return v && v[0] == '0';
-    }();
-    return off;
-}
-
 }  // namespace
 
 template <class T>
 void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     if (p.Kg() < kMinGemmRows)
         correlate_direct(p, x, w, bias, y);
-    else if (winograd_applies(p) && !winograd_disabled())
+    else if (winograd_applies(p))
         correlate_winograd(p, x, w, bias, y);
     else
         correlate_gemm(p, x, w, bias, y);

@@ -14,6 +14,7 @@
 #include "winograd.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "gemm/gemm.hpp"
 #include "parallel.hpp"
@@ -42,7 +43,13 @@ inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lane
 }  // namespace
 
 bool winograd_applies(const CorrelationPlan& p) {
-    return p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&
+    // CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test
+    // the implicit GEMM on the layers Winograd would take).
+    static const bool off = [] {
+        const char* v = std::getenv("CONVEXT_WINOGRAD");
+        return v && v[0] == '0';
+    }();
+    return !off && p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&
            p.dilation.w == 1 && p.Kg() >= 16 && p.Cg() >= 16 && p.Ho >= kOut && p.Wo >= kOut;
 }
 
@@ -172,6 +179,120 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
         }
     }, kXi * Kg * Cg * nt);
 }
+
+// Weight gradient, the adjoint of the forward transform: with Z_t = the
+// transformed-domain product of tile t, dL/dU = sum_t (A dY_t A^T) . V_t and
+// dw = G^T (dL/dU) G. For each xi the sum over tiles is a GEMM
+//     M_xi (Cg x Kg) = V_xi (Cg x tiles) * Yhat_xi (tiles x Kg),
+// accumulated over fixed chunks of tiles in order (deterministic). The
+// transforms run with lanes over channels, so that their results are already
+// rows of the GEMM's packed panels.
+template <class T>
+void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const int mr = kern.mr, nt = kern.nr;
+    const index_t Kg = g.Kg(), Cg = g.Cg();
+    const index_t tiles_h = ceil_div(g.Ho, kOut), tiles_w = ceil_div(g.Wo, kOut);
+    const index_t tiles = checked_mul(g.N, tiles_h * tiles_w, "conv2d_weight_grad");
+    constexpr index_t TC = 128;  // tiles per chunk: the GEMMs' depth
+    const index_t Cg_up = round_up(Cg, mr), Kg_up = round_up(Kg, nt);
+    const index_t cblocks = ceil_div(Cg, nt), kblocks = ceil_div(Kg, nt);
+    const char* op = "conv2d_weight_grad";
+
+    Buffer<T> ap(checked_mul(kXi * Cg_up, TC, op), "Winograd input panels");
+    Buffer<T> bp(checked_mul(kXi * Kg_up, TC, op), "Winograd gradient panels");
+    Buffer<T> m(checked_mul(kXi * Cg, Kg, op), "Winograd weight gradient");
+    const index_t per_thread = 2 * kXi * nt;
+    Buffer<T> scratch(checked_mul(threads_for(TC), per_thread, op), "Winograd tiles");
+
+    for (index_t grp = 0; grp < g.groups; ++grp) {
+        for (index_t t0 = 0; t0 < tiles; t0 += TC) {
+            const index_t tc = std::min(TC, tiles - t0);
+            // Transform every tile of the chunk (tiles past the end are zero).
+            parallel_for(TC, [&](index_t u, int tid) {
+                T* d = scratch.data() + tid * per_thread;
+                T* z = d + kXi * nt;
+                const index_t t = t0 + u;
+                const index_t n = t / (tiles_h * tiles_w);
+                const index_t toh = (t / tiles_w) % tiles_h * kOut, tow = t % tiles_w * kOut;
+                // Which rows / columns of this tile's 6x6 input window exist.
+                const index_t ih0 = toh - g.padding.h, iw0 = tow - g.padding.w;
+                bool row_in[kIn], col_in[kIn];
+                for (int i = 0; i < kIn; ++i) row_in[i] = u < tc && ih0 + i >= 0 && ih0 + i < g.H;
+                for (int j = 0; j < kIn; ++j) col_in[j] = iw0 + j >= 0 && iw0 + j < g.W;
+                for (index_t cb = 0; cb < cblocks; ++cb) {
+                    const index_t lanes = std::min<index_t>(nt, Cg - cb * nt);
+                    for (index_t l = 0; l < nt; ++l) {
+                        const T* xc = x + (n * g.C + grp * Cg + cb * nt + l) * g.H * g.W +
+                                      ih0 * g.W + iw0;
+                        for (int i = 0; i < kIn; ++i)
+                            for (int j = 0; j < kIn; ++j)
+                                d[(i * kIn + j) * nt + l] =
+                                    l < lanes && row_in[i] && col_in[j] ? xc[i * g.W + j] : T(0);
+                    }
+                    kern.winograd_input(d, z, nt);
+                    // Lane l (channel c) goes to row c % mr of A panel c / mr, depth u.
+                    index_t at[64];
+                    for (index_t l = 0; l < lanes; ++l) {
+                        const index_t c = cb * nt + l;
+                        at[l] = u * mr + (c / mr * mr) * TC + c % mr;
+                    }
+                    for (int xi = 0; xi < kXi; ++xi) {
+                        T* dst = ap.data() + xi * Cg_up * TC;
+                        for (index_t l = 0; l < lanes; ++l) dst[at[l]] = z[xi * nt + l];
+                    }
+                }
+                const index_t oh_n = std::min<index_t>(kOut, g.Ho - toh), ow_n = std::min<index_t>(kOut, g.Wo - tow);
+                for (index_t kb = 0; kb < kblocks; ++kb) {
+                    const index_t lanes = std::min<index_t>(nt, Kg - kb * nt);
+                    for (index_t l = 0; l < nt; ++l) {
+                        const T* dyk = dy + (n * g.K + grp * Kg + kb * nt + l) * g.Ho * g.Wo +
+                                       toh * g.Wo + tow;
+                        for (int i = 0; i < kOut; ++i)
+                            for (int j = 0; j < kOut; ++j)
+                                d[(i * kOut + j) * nt + l] =
+                                    u < tc && l < lanes && i < oh_n && j < ow_n ? dyk[i * g.Wo + j] : T(0);
+                    }
+                    kern.winograd_grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
+                }
+            }, kXi * (Cg + Kg) * 8);
+            if (t0 == 0)  // A rows past Cg in the last panel stay zero
+                for (int xi = 0; xi < kXi; ++xi)
+                    for (index_t c = Cg; c < Cg_up; ++c)
+                        for (index_t u = 0; u < TC; ++u)
+                            ap[(xi * Cg_up + c / mr * mr) * TC + u * mr + c % mr] = T(0);
+            parallel_for(kXi, [&](index_t xi, int) {
+                kern.macro(Cg, Kg, TC, ap.data() + xi * Cg_up * TC, bp.data() + xi * Kg_up * TC,
+                           m.data() + xi * Cg * Kg, Kg, t0 > 0);
+            }, Cg * Kg * TC);
+        }
+        // dw = G^T M G per filter.
+        parallel_for(Kg * Cg, [&](index_t kc, int) {
+            const index_t k = kc / Cg, c = kc % Cg;
+            auto gt = [](const T* v, index_t step, T* o) {  // G^T applied to 6 values
+                const T q = T(1) / T(4), s = T(1) / T(6), t = T(1) / T(12), e = T(1) / T(24);
+                const T s12 = v[step] + v[2 * step], d21 = v[2 * step] - v[step];
+                const T s34 = v[3 * step] + v[4 * step], d34 = v[3 * step] - v[4 * step];
+                o[0] = q * v[0] - s * s12 + e * s34;
+                o[1] = s * d21 + t * d34;
+                o[2] = s * (s34 - s12) + v[5 * step];
+            };
+            T mm[kXi], t[3][kIn];
+            for (int xi = 0; xi < kXi; ++xi) mm[xi] = m[xi * Cg * Kg + c * Kg + k];
+            for (int j = 0; j < kIn; ++j) {  // columns: G^T along i
+                T o[3];
+                gt(mm + j, kIn, o);
+                for (int r = 0; r < 3; ++r) t[r][j] = o[r];
+            }
+            T* out = dw + ((grp * Kg + k) * Cg + c) * 9;
+            for (int r = 0; r < 3; ++r) gt(t[r], 1, out + r * 3);
+        }, 64);
+    }
+}
+
+template void weight_grad_winograd<float>(const Conv2dGeometry&, const float*, const float*, float*);
+template void weight_grad_winograd<double>(const Conv2dGeometry&, const double*, const double*,
+                                           double*);
 
 template void correlate_winograd<float>(const CorrelationPlan&, const float*, const float*,
                                         const float*, float*);

@@ -5,10 +5,15 @@
 
 namespace convext {
 
-// 3x3, stride 1, dilation 1, enough channels for the transforms to pay off.
+// 3x3, stride 1, dilation 1, enough channels for the transforms to pay off,
+// and not turned off by CONVEXT_WINOGRAD=0.
 bool winograd_applies(const CorrelationPlan& p);
 
 template <class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);
+
+// The weight gradient of a layer forward_plan(g) for which winograd_applies.
+template <class T>
+void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw);
 
 }  // namespace convext

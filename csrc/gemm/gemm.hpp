@@ -42,6 +42,8 @@ struct Kernel {
     // y[(i*4 + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].
     void (*winograd_input)(const T* d, T* v, index_t v_stride);
     void (*winograd_output)(const T* m, index_t m_stride, T* y);
+    // z[xi*z_stride + l] = (A g_l A^T)[xi] for 4x4 tiles g[(i*4 + j)*nr + l].
+    void (*winograd_grad_output)(const T* g, T* z, index_t z_stride);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).

@@ -278,11 +278,45 @@ void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
     }
 }
 
+// (A y)[0..5] for four vectors (A = the transpose of A^T above).
+template <class V>
+inline void a6(const V* y, V* o) {
+    o[0] = y[0];
+    o[1] = y[0] + y[1] + y[2] + y[3];
+    o[2] = y[0] - y[1] + y[2] - y[3];
+    o[3] = y[0] + 2 * y[1] + 4 * y[2] + 8 * y[3];
+    o[4] = y[0] - 2 * y[1] + 4 * y[2] - 8 * y[3];
+    o[5] = y[3];
+}
+
+// z[xi * z_stride + lane] = (A g A^T)[xi] for 4x4 output-gradient tiles
+// g[(i*4 + j) * NR + lane]: the adjoint of winograd_output (weight gradient).
+template <class T>
+void winograd_grad_output(const T* g, T* z, index_t z_stride) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    for (int h = 0; h < 2; ++h) {
+        V e[24];  // A g: 6 x 4
+        for (int j = 0; j < 4; ++j) {
+            V col[4], out[6];
+            for (int i = 0; i < 4; ++i) col[i] = vload(g + (i * 4 + j) * 2 * L + h * L);
+            a6(col, out);
+            for (int i = 0; i < 6; ++i) e[i * 4 + j] = out[i];
+        }
+        for (int i = 0; i < 6; ++i) {
+            V out[6];
+            a6(e + i * 4, out);
+            for (int j = 0; j < 6; ++j) vstore(z + (i * 6 + j) * z_stride + h * L, out[j]);
+        }
+    }
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   pack_b_cols<T>,
-            corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>};
+            corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
+            winograd_grad_output<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
