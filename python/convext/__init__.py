@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
         "importing convext from an unbuilt checkout does not work."
     ) from exc
 
+from convext import functional
 from convext.functional import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -38,22 +39,4 @@ from convext.functional import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "conv2d",
-    "conv2d_backward",
-    "conv2d_input_grad",
-    "conv2d_weight_grad",
-    "convolve2d",
-    "correlate2d",
-    "get_num_threads",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "relu",
-    "relu_backward",
-    "rot180",
-    "set_num_threads",
-    "show_config",
-    "__version__",
-]
+__all__ = [*functional.__all__, "__version__"]
