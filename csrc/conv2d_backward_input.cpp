@@ -60,9 +60,11 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
     const char* op = "conv2d_input_grad";
 
     Buffer<T> sub(checked_mul(g.K, Cg * RS, op), "rotated sub-filters");
-    Buffer<T> phase_out(one_phase ? 0
-                                  : checked_mul(g.N * g.C, ceil_div(g.H, sh) * ceil_div(g.W, sw), op),
-                        "input-gradient phase");
+    // With a stride, each phase is computed for a few images at a time into a
+    // buffer (at most ~4 MiB, at least one image) and scattered into dx.
+    const index_t phase_image = checked_mul(g.C, ceil_div(g.H, sh) * ceil_div(g.W, sw), op);
+    const index_t images = std::clamp<index_t>((index_t(4) << 20) / index_t(sizeof(T)) / phase_image, 1, g.N);
+    Buffer<T> phase_out(one_phase ? 0 : checked_mul(images, phase_image, op), "input-gradient phase");
     if (!one_phase) parallel_for(g.N * g.C, [&](index_t i, int) {
         std::fill(dx + i * HW, dx + (i + 1) * HW, T(0));
     });
@@ -97,14 +99,18 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
                 correlate_nchw(p, dy, sub.data(), static_cast<const T*>(nullptr), dx);
                 continue;
             }
-            correlate_nchw(p, dy, sub.data(), static_cast<const T*>(nullptr), phase_out.data());
             const index_t plane = p.Ho * p.Wo;
-            parallel_for(g.N * g.C, [&](index_t i, int) {
-                const T* src = phase_out.data() + i * plane;
-                T* dst = dx + i * HW + phi * g.W + psi;
-                for (index_t q = 0; q < p.Ho; ++q)
-                    for (index_t t = 0; t < p.Wo; ++t) dst[q * sh * g.W + t * sw] = src[q * p.Wo + t];
-            });
+            for (index_t n0 = 0; n0 < g.N; n0 += images) {
+                p.N = std::min(images, g.N - n0);
+                correlate_nchw(p, dy + n0 * g.K * g.Ho * g.Wo, sub.data(),
+                               static_cast<const T*>(nullptr), phase_out.data());
+                parallel_for(p.N * g.C, [&](index_t i, int) {
+                    const T* src = phase_out.data() + i * plane;
+                    T* dst = dx + (n0 * g.C + i) * HW + phi * g.W + psi;
+                    for (index_t q = 0; q < p.Ho; ++q)
+                        for (index_t t = 0; t < p.Wo; ++t) dst[q * sh * g.W + t * sw] = src[q * p.Wo + t];
+                }, plane);
+            }
         }
 }
 
