@@ -64,14 +64,17 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
     const index_t blocks = ceil_div(tiles, nt);
     const char* op = "conv2d";
 
-    // U_xi = (G w G^T)[xi] for every filter (k, c), kFilterLanes filters at a
-    // time: u[xi * K*Cg + k*Cg + c].
+    // U_xi = (G w G^T)[xi] for every filter (k, c), kLanes filters at a time,
+    // written straight into the GEMM's packed A panels: for each (group, xi)
+    // and channel block, mr-row panels of the group's Kg filters.
     constexpr index_t kLanes = 64;
     const index_t filters = p.K * Cg;
-    Buffer<T> u(checked_mul(filters, kXi, op), "Winograd filters");
+    const index_t per_xi = Kg_up * Cg;  // packed A of one (group, xi)
+    Buffer<T> upack(checked_mul(p.groups * kXi, per_xi, op), "packed Winograd filters");
+    if (Kg % mr) std::fill(upack.data(), upack.data() + upack.size(), T(0));  // panel padding
     parallel_for(ceil_div(filters, kLanes), [&](index_t blk, int) {
         const index_t f0 = blk * kLanes, n = std::min(kLanes, filters - f0);
-        T g[9][kLanes], t[3][kIn][kLanes];
+        T g[9][kLanes], t[3][kIn][kLanes], u[kXi][kLanes];
         for (index_t l = 0; l < n; ++l)
             for (int i = 0; i < 9; ++i) g[i][l] = w[(f0 + l) * 9 + i];
         for (int j = 0; j < 3; ++j) {  // t[j] = G g[:, j]
@@ -81,21 +84,21 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
         }
         for (int i = 0; i < kIn; ++i) {  // row i of (G g) G^T
             T* out[kIn];
-            for (int j = 0; j < kIn; ++j) out[j] = u.data() + (i * kIn + j) * filters + f0;
+            for (int j = 0; j < kIn; ++j) out[j] = u[i * kIn + j];
             g_rows<T>(t[0][i], t[1][i], t[2][i], out, n);
         }
-    }, kLanes * kXi * 4);
-    const index_t per_xi = Kg_up * Cg;  // packed A of one (group, xi)
-    Buffer<T> upack(checked_mul(p.groups * kXi, per_xi, op), "packed Winograd filters");
-    parallel_for(p.groups * kXi, [&](index_t t, int) {
-        const index_t g = t / kXi, xi = t % kXi;
-        const T* src = u.data() + xi * p.K * Cg + g * Kg * Cg;
-        T* dst = upack.data() + t * per_xi;
-        for (index_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
+        index_t at[kLanes];  // where filter f0 + l goes in the panels of xi = 0
+        for (index_t l = 0; l < n; ++l) {
+            const index_t k = (f0 + l) / Cg, c = (f0 + l) % Cg, grp = k / Kg, kk = k % Kg;
+            const index_t c0 = c / kChannelBlock * kChannelBlock;
             const index_t kc = std::min(kChannelBlock, Cg - c0);
-            gemm::pack_a(Kg, kc, src + c0, Cg, 1, dst + Kg_up * c0, mr);
+            at[l] = grp * kXi * per_xi + Kg_up * c0 + kk / mr * kc * mr + (c - c0) * mr + kk % mr;
         }
-    });
+        for (int xi = 0; xi < kXi; ++xi) {  // consecutive filters land mr apart
+            T* dst = upack.data() + xi * per_xi;
+            for (index_t l = 0; l < n; ++l) dst[at[l]] = u[xi][l];
+        }
+    }, kLanes * kXi * 4);
 
     // Per thread: the 6x6 input tiles of nt tiles (d), their transforms packed
     // as B panels for every xi (v), and the GEMM results for every xi (m).
