@@ -4,6 +4,7 @@
 #pragma once
 
 #include "conv2d.hpp"
+#include "gemm/gemm.hpp"
 
 #include <algorithm>
 
@@ -39,10 +40,8 @@ void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t
             std::fill(o, o + (lo - ow), T(0));
             if (sw == 1) {
                 std::copy(row + lo + off, row + hi + off, o + (lo - ow));
-            } else if (sw == 2) {  // constant stride: the compiler vectorises it
-                const T* src = row + off;
-                T* dst = o - ow;
-                for (index_t q = lo; q < hi; ++q) dst[q] = src[2 * q];
+            } else if (sw == 2) {  // the ISA's vectorised stride-2 copy
+                gemm::kernel<T>().copy_stride2(hi - lo, row + 2 * lo + off, o + (lo - ow));
             } else {
                 for (index_t q = lo; q < hi; ++q) o[q - ow] = row[q * sw + off];
             }

@@ -44,6 +44,8 @@ struct Kernel {
     void (*winograd_output)(const T* m, index_t m_stride, T* y);
     // z[xi*z_stride + l] = (A g_l A^T)[xi] for 4x4 tiles g[(i*4 + j)*nr + l].
     void (*winograd_grad_output)(const T* g, T* z, index_t z_stride);
+    // dst[q] = src[2*q] for q < n (stride-2 patch gathers).
+    void (*copy_stride2)(index_t n, const T* src, T* dst);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).

@@ -311,12 +311,19 @@ void winograd_grad_output(const T* g, T* z, index_t z_stride) {
     }
 }
 
+// dst[q] = src[2*q], q < n: the patch gather of stride-2 layers (the
+// compiler vectorises the constant-stride loop for this ISA).
+template <class T>
+void copy_stride2(index_t n, const T* __restrict src, T* __restrict dst) {
+    for (index_t q = 0; q < n; ++q) dst[q] = src[2 * q];
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>};
+            winograd_grad_output<T>, copy_stride2<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
