@@ -11,8 +11,8 @@
 namespace convext {
 namespace {
 
-// Below this many output channels per group a GEMM tile would be mostly
-// padding (tiles have 6 to 12 rows): depthwise layers, scipy-style 2-D correlation and the
+// Below this many output channels per group a GEMM tile (6 or 8 rows) would
+// be mostly padding: depthwise layers, scipy-style 2-D correlation and the
 // input gradient of single-channel layers run the direct loop instead.
 constexpr index_t kMinGemmRows = 4;
 // Output rows per task of the direct loop.
