@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gemm/gemm.hpp"
 #include "parallel.hpp"
 
 namespace convext {
@@ -73,20 +74,78 @@ inline index_t work_per_plane(const Pool2dGeometry& g) {
 
 }  // namespace
 
+// Forward. Per output row, each window tap's values are first laid out as a
+// contiguous row (sampled at the stride, -inf in the padding), then the ISA's
+// max_pool_row keeps the running max and the winning tap branch-free; the
+// tap becomes PyTorch's flat index. Windows with very many taps use the
+// scalar scan instead (its scratch would not be small).
 template <class T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* indices) {
+    using TapIndex = typename gemm::Kernel<T>::TapIndex;
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
-    parallel_for(g.N * g.C, [&](index_t plane, int) {
+    const index_t ntaps = g.kernel.h * g.kernel.w, wq = round_up(g.Wo, kern.nr);
+    const bool rows = ntaps <= 256 && ntaps * wq <= (index_t(1) << 20);
+    const int nt = threads_for(g.N * g.C);
+    Buffer<T> samples(rows ? checked_mul(nt, ntaps * wq, "max_pool2d") : 0, "pool tap rows");
+    Buffer<const T*> row_ptrs(rows ? nt * ntaps : 0, "pool tap pointers");
+    Buffer<TapIndex> taps(rows ? nt * wq : 0, "pool taps");
+    const index_t sw = g.stride.w, dw = g.dilation.w;
+
+    parallel_for(g.N * g.C, [&](index_t plane, int tid) {
         const T* xp = x + plane * HW;
         T* yp = y + plane * HoWo;
         std::int64_t* ip = indices ? indices + plane * HoWo : nullptr;
-        for (index_t oh = 0; oh < g.Ho; ++oh)
-            for (index_t ow = 0; ow < g.Wo; ++ow) {
-                T best;
-                const index_t arg = argmax_in(g, xp, max_window(g, oh, ow), &best);
-                yp[oh * g.Wo + ow] = best;
-                if (ip) ip[oh * g.Wo + ow] = arg;
+        if (!rows) {
+            for (index_t oh = 0; oh < g.Ho; ++oh)
+                for (index_t ow = 0; ow < g.Wo; ++ow) {
+                    T best;
+                    const index_t arg = argmax_in(g, xp, max_window(g, oh, ow), &best);
+                    yp[oh * g.Wo + ow] = best;
+                    if (ip) ip[oh * g.Wo + ow] = arg;
+                }
+            return;
+        }
+        T* samp = samples.data() + tid * ntaps * wq;
+        const T** ptr = row_ptrs.data() + tid * ntaps;
+        TapIndex* tap = taps.data() + tid * wq;
+        for (index_t oh = 0; oh < g.Ho; ++oh) {
+            for (index_t r = 0; r < g.kernel.h; ++r) {
+                const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
+                for (index_t s = 0; s < g.kernel.w; ++s) {
+                    T* dst = samp + (r * g.kernel.w + s) * wq;
+                    ptr[r * g.kernel.w + s] = dst;
+                    const index_t off = s * dw - g.padding.w;  // iw = q * sw + off
+                    const index_t lo = ih < 0 || ih >= g.H ? g.Wo
+                                       : std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
+                    const index_t hi = std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
+                    std::fill(dst, dst + lo, -T(INFINITY));
+                    const T* src = xp + ih * g.W + off;
+                    if (hi > lo) {
+                        if (sw == 1)
+                            std::copy(src + lo, src + hi, dst + lo);
+                        else if (sw == 2)
+                            kern.copy_stride2(hi - lo, src + 2 * lo, dst + lo);
+                        else
+                            for (index_t q = lo; q < hi; ++q) dst[q] = src[q * sw];
+                    }
+                    std::fill(dst + hi, dst + wq, -T(INFINITY));
+                }
             }
+            kern.max_pool_row(g.Wo, ntaps, ptr, yp + oh * g.Wo, tap);
+            if (!ip) continue;
+            for (index_t ow = 0; ow < g.Wo; ++ow) {
+                const index_t t = tap[ow];
+                if (t < 0) {  // no value taken: PyTorch reports the window's first position
+                    const Window win = max_window(g, oh, ow);
+                    ip[oh * g.Wo + ow] = win.h0 * g.W + win.w0;
+                    continue;
+                }
+                const index_t r = t / g.kernel.w, s = t % g.kernel.w;
+                ip[oh * g.Wo + ow] = (oh * g.stride.h + r * g.dilation.h - g.padding.h) * g.W +
+                                     ow * sw + s * dw - g.padding.w;
+            }
+        }
     }, work_per_plane(g));
 }
 

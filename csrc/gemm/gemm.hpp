@@ -12,6 +12,8 @@
 
 #include "../common.hpp"
 
+#include <type_traits>
+
 namespace convext::gemm {
 
 template <class T>
@@ -46,6 +48,10 @@ struct Kernel {
     void (*winograd_grad_output)(const T* g, T* z, index_t z_stride);
     // dst[q] = src[2*q] for q < n (stride-2 patch gathers).
     void (*copy_stride2)(index_t n, const T* src, T* dst);
+    // One output row of a max pool over `ntaps` tap rows (PyTorch's rule);
+    // tap[q] = winning tap or -1. TapIndex is int32 for float, int64 for double.
+    using TapIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+    void (*max_pool_row)(index_t wo, index_t ntaps, const T* const* rows, T* out, TapIndex* tap);
 };
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).

@@ -318,12 +318,54 @@ void copy_stride2(index_t n, const T* __restrict src, T* __restrict dst) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[2 * q];
 }
 
+// ---- max pooling: one output row, every window tap in scan order ----
+//
+// rows[t][q] is tap t's value for output q (-inf where the tap falls in the
+// padding), t < ntaps in PyTorch's scan order, rows readable up to
+// round_up(wo, lanes). out[q] = the running max with PyTorch's rule (take a
+// value when it is greater or NaN); tap[q] = the winning tap, -1 if none
+// was taken (a window of -inf only). Branch-free: a select per tap.
+template <class T>
+struct IntOf;
+template <>
+struct IntOf<float> {
+    using type = std::int32_t;
+};
+template <>
+struct IntOf<double> {
+    using type = std::int64_t;
+};
+
+template <class T>
+void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
+                  typename IntOf<T>::type* tap) {
+    using V = typename Vec<T>::type;
+    using I = typename IntOf<T>::type;
+    typedef I VI __attribute__((vector_size(CONVEXT_VBYTES)));
+    constexpr int L = kLanes<T>;
+    for (index_t q = 0; q < wo; q += L) {
+        V m = V{} - static_cast<T>(__builtin_inf());
+        VI t = VI{} - 1;
+        for (index_t k = 0; k < ntaps; ++k) {
+            const V v = vload(rows[k] + q);
+            const VI take = (v > m) | (v != v);
+            m = (V)(((VI)v & take) | ((VI)m & ~take));
+            t = (take & (VI{} + static_cast<I>(k))) | (t & ~take);
+        }
+        const index_t n = wo - q < L ? wo - q : L;
+        for (index_t l = 0; l < n; ++l) {
+            out[q + l] = m[l];
+            tap[q + l] = t[l];
+        }
+    }
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>};
+            winograd_grad_output<T>, copy_stride2<T>, max_pool_row<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
