@@ -72,31 +72,36 @@ inline index_t work_per_plane(const Pool2dGeometry& g) {
     return g.H * g.W + g.Ho * g.Wo * g.kernel.h * g.kernel.w;
 }
 
-}  // namespace
-
-// Forward. Per output row, each window tap's values are first laid out as a
-// contiguous row (sampled at the stride, -inf in the padding), then the ISA's
-// max_pool_row keeps the running max and the winning tap branch-free; the
-// tap becomes PyTorch's flat index. Windows with very many taps use the
-// scalar scan instead (its scratch would not be small).
+// Max pooling of one plane at a time, with per-thread scratch. Per output
+// row, each window tap's values are first laid out as a contiguous row
+// (sampled at the stride, -inf in the padding), then the ISA's max_pool_row
+// keeps the running max and the winning tap branch-free; the tap becomes
+// PyTorch's flat index. Windows with very many taps use the scalar scan
+// instead (their scratch would not be small). Shared by the forward pass and
+// by the backward pass when it has to recompute the argmax.
 template <class T>
-void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* indices) {
+class MaxPoolPlanes {
+public:
     using TapIndex = typename gemm::Kernel<T>::TapIndex;
-    const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
-    const index_t ntaps = g.kernel.h * g.kernel.w, wq = round_up(g.Wo, kern.nr);
-    const bool rows = ntaps <= 256 && ntaps * wq <= (index_t(1) << 20);
-    const int nt = threads_for(g.N * g.C);
-    Buffer<T> samples(rows ? checked_mul(nt, ntaps * wq, "max_pool2d") : 0, "pool tap rows");
-    Buffer<const T*> row_ptrs(rows ? nt * ntaps : 0, "pool tap pointers");
-    Buffer<TapIndex> taps(rows ? nt * wq : 0, "pool taps");
-    const index_t sw = g.stride.w, dw = g.dilation.w;
 
-    parallel_for(g.N * g.C, [&](index_t plane, int tid) {
-        const T* xp = x + plane * HW;
-        T* yp = y + plane * HoWo;
-        std::int64_t* ip = indices ? indices + plane * HoWo : nullptr;
-        if (!rows) {
+    MaxPoolPlanes(const Pool2dGeometry& g, int threads, bool keep_results)
+        : g_(g), kern_(gemm::kernel<T>()), ntaps_(g.kernel.h * g.kernel.w),
+          wq_(round_up(g.Wo, kern_.nr)),
+          rows_(ntaps_ <= 256 && ntaps_ * wq_ <= (index_t(1) << 20)),
+          samples_(rows_ ? checked_mul(threads, ntaps_ * wq_, "max_pool2d") : 0, "pool tap rows"),
+          ptrs_(rows_ ? threads * ntaps_ : 0, "pool tap pointers"),
+          taps_(rows_ ? threads * wq_ : 0, "pool taps"),
+          y_(keep_results ? checked_mul(threads, g.Ho * g.Wo, "max_pool2d") : 0, "pool results"),
+          idx_(keep_results ? checked_mul(threads, g.Ho * g.Wo, "max_pool2d") : 0, "pool argmax") {}
+
+    // Results of one plane into thread tid's buffers (keep_results).
+    T* y(int tid) const { return y_.data() + tid * g_.Ho * g_.Wo; }
+    std::int64_t* idx(int tid) const { return idx_.data() + tid * g_.Ho * g_.Wo; }
+
+    // yp[o] = max of window o of plane xp; ip[o] = its argmax (ip may be null).
+    void run(const T* xp, T* yp, std::int64_t* ip, int tid) const {
+        const Pool2dGeometry& g = g_;
+        if (!rows_) {
             for (index_t oh = 0; oh < g.Ho; ++oh)
                 for (index_t ow = 0; ow < g.Wo; ++ow) {
                     T best;
@@ -106,37 +111,40 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
                 }
             return;
         }
-        T* samp = samples.data() + tid * ntaps * wq;
-        const T** ptr = row_ptrs.data() + tid * ntaps;
-        TapIndex* tap = taps.data() + tid * wq;
+        const index_t sw = g.stride.w, dw = g.dilation.w;
+        T* samp = samples_.data() + tid * ntaps_ * wq_;
+        const T** ptr = ptrs_.data() + tid * ntaps_;
+        TapIndex* tap = taps_.data() + tid * wq_;
         for (index_t oh = 0; oh < g.Ho; ++oh) {
             for (index_t r = 0; r < g.kernel.h; ++r) {
                 const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
                 for (index_t s = 0; s < g.kernel.w; ++s) {
-                    T* dst = samp + (r * g.kernel.w + s) * wq;
+                    T* dst = samp + (r * g.kernel.w + s) * wq_;
                     ptr[r * g.kernel.w + s] = dst;
                     const index_t off = s * dw - g.padding.w;  // iw = q * sw + off
-                    const index_t lo = ih < 0 || ih >= g.H ? g.Wo
-                                       : std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
-                    const index_t hi = std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
+                    const index_t lo = ih < 0 || ih >= g.H
+                                           ? g.Wo
+                                           : std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
+                    const index_t hi =
+                        std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
                     std::fill(dst, dst + lo, -T(INFINITY));
                     const T* src = xp + ih * g.W + off;
                     if (hi > lo) {
                         if (sw == 1)
                             std::copy(src + lo, src + hi, dst + lo);
                         else if (sw == 2)
-                            kern.copy_stride2(hi - lo, src + 2 * lo, dst + lo);
+                            kern_.copy_stride2(hi - lo, src + 2 * lo, dst + lo);
                         else
                             for (index_t q = lo; q < hi; ++q) dst[q] = src[q * sw];
                     }
-                    std::fill(dst + hi, dst + wq, -T(INFINITY));
+                    std::fill(dst + hi, dst + wq_, -T(INFINITY));
                 }
             }
-            kern.max_pool_row(g.Wo, ntaps, ptr, yp + oh * g.Wo, tap);
+            kern_.max_pool_row(g.Wo, ntaps_, ptr, yp + oh * g.Wo, tap);
             if (!ip) continue;
             for (index_t ow = 0; ow < g.Wo; ++ow) {
                 const index_t t = tap[ow];
-                if (t < 0) {  // no value taken: PyTorch reports the window's first position
+                if (t < 0) {  // nothing taken: PyTorch reports the window's first position
                     const Window win = max_window(g, oh, ow);
                     ip[oh * g.Wo + ow] = win.h0 * g.W + win.w0;
                     continue;
@@ -146,6 +154,49 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
                                      ow * sw + s * dw - g.padding.w;
             }
         }
+    }
+
+private:
+    const Pool2dGeometry& g_;
+    const gemm::Kernel<T>& kern_;
+    index_t ntaps_, wq_;
+    bool rows_;
+    Buffer<T> samples_;
+    Buffer<const T*> ptrs_;
+    Buffer<TapIndex> taps_;
+    Buffer<T> y_;
+    Buffer<std::int64_t> idx_;
+};
+
+// dx of one plane: dy routed to the argmax positions (overlaps add up).
+template <class T>
+void route_to_argmax(const Pool2dGeometry& g, const T* dyp, const std::int64_t* ip, T* dxp) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    std::fill(dxp, dxp + HW, T(0));
+    for (index_t o = 0; o < HoWo; ++o) {
+        if (ip[o] >= 0 && ip[o] < HW) {
+            dxp[ip[o]] += dyp[o];
+            continue;
+        }
+        // The forward reports a position outside the plane (as PyTorch does)
+        // for a window that misses the input: nothing to route. Any other
+        // out-of-plane index is the caller's error.
+        const Window win = max_window(g, o / g.Wo, o % g.Wo);
+        if (win.h0 < win.h1 && win.w0 < win.w1)
+            fail(msg("max_pool2d_backward: indices must lie in [0, ", HW, ") (positions in an ",
+                     g.H, "x", g.W, " plane), got ", ip[o]));
+    }
+}
+
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* indices) {
+    const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
+    const MaxPoolPlanes<T> planes(g, threads_for(g.N * g.C), false);
+    parallel_for(g.N * g.C, [&](index_t plane, int tid) {
+        planes.run(x + plane * HW, y + plane * HoWo, indices ? indices + plane * HoWo : nullptr,
+                   tid);
     }, work_per_plane(g));
 }
 
@@ -153,35 +204,11 @@ template <class T>
 void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
                          const std::int64_t* indices, T* dx) {
     const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
-    parallel_for(g.N * g.C, [&](index_t plane, int) {
-        const T* dyp = dy + plane * HoWo;
-        T* dxp = dx + plane * HW;
-        std::fill(dxp, dxp + HW, T(0));
-        if (indices) {
-            const std::int64_t* ip = indices + plane * HoWo;
-            for (index_t o = 0; o < HoWo; ++o) {
-                if (ip[o] >= 0 && ip[o] < HW) {
-                    dxp[ip[o]] += dyp[o];
-                    continue;
-                }
-                // The forward reports a position outside the plane (as PyTorch
-                // does) for a window that misses the input: nothing to route.
-                const Window win = max_window(g, o / g.Wo, o % g.Wo);
-                if (win.h0 < win.h1 && win.w0 < win.w1)
-                    fail(msg("max_pool2d_backward: indices must lie in [0, ", HW,
-                             ") (positions in an ", g.H, "x", g.W, " plane), got ", ip[o]));
-            }
-            return;
-        }
-        const T* xp = x + plane * HW;
-        for (index_t oh = 0; oh < g.Ho; ++oh)
-            for (index_t ow = 0; ow < g.Wo; ++ow) {
-                // A dilated window can miss the input entirely; its reported
-                // position (as PyTorch's) may then lie outside the plane.
-                T best;
-                const index_t arg = argmax_in(g, xp, max_window(g, oh, ow), &best);
-                if (arg >= 0 && arg < HW) dxp[arg] += dyp[oh * g.Wo + ow];
-            }
+    const MaxPoolPlanes<T> planes(g, indices ? 0 : threads_for(g.N * g.C), !indices);
+    parallel_for(g.N * g.C, [&](index_t plane, int tid) {
+        const std::int64_t* ip = indices ? indices + plane * HoWo : planes.idx(tid);
+        if (!indices) planes.run(x + plane * HW, planes.y(tid), planes.idx(tid), tid);
+        route_to_argmax(g, dy + plane * HoWo, ip, dx + plane * HW);
     }, work_per_plane(g));
 }
 
