@@ -30,6 +30,9 @@ struct CorrelationPlan {
     index_t Kg() const { return K / groups; }
 };
 
+// The plan of a layer's forward pass (also what its weight gradient gathers).
+CorrelationPlan forward_plan(const Conv2dGeometry& g);
+
 // bias may be null. Threaded; bitwise identical for any thread count.
 template <class T>
 void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);

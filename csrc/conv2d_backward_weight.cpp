@@ -26,15 +26,6 @@ namespace {
 constexpr index_t kMinGemmRows = 4;  // as in the forward pass
 constexpr index_t kTargetTasks = 16;
 
-CorrelationPlan forward_plan(const Conv2dGeometry& g) {
-    CorrelationPlan p;
-    p.N = g.N, p.C = g.C, p.H = g.H, p.W = g.W;
-    p.K = g.K, p.R = g.R, p.S = g.S, p.groups = g.groups;
-    p.stride = g.stride, p.dilation = g.dilation, p.pad = g.padding;
-    p.Ho = g.Ho, p.Wo = g.Wo;
-    return p;
-}
-
 // Few output channels per group (depthwise): one task per output channel.
 // Per image, the dy plane and each input plane of the group are copied into
 // zero-padded rows (x: tap s at s*tap, unit stride, as in the forward direct
@@ -49,8 +40,8 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
     const index_t L = kern.lanes;
     const index_t Kg = g.Kg(), Cg = g.Cg(), sw = g.stride.w, dwl = g.dilation.w, P = g.Ho * g.Wo;
     const index_t RS = g.R * g.S, wq = round_up(g.Wo, L);
-    const bool whole_row = sw == 1 && dwl <= wq;
-    const index_t plen = whole_row ? wq + (g.S - 1) * dwl : g.S * wq, tap = whole_row ? dwl : wq;
+    const PaddedTapRows cols(g.Wo, g.S, sw, dwl, g.padding.w, wq);
+    const index_t plen = cols.len;
     // Per thread: dy plane (Ho x wq), x planes (Cg x H x plen), lane sums
     // (Cg*R*S x L); and the row pairs of one filter row.
     const index_t per_thread = g.Ho * wq + Cg * g.H * plen + Cg * RS * L;
@@ -101,23 +92,7 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
             for (index_t c = 0; c < Cg; ++c) {
                 const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
                 T* xpc = xp + c * g.H * plen;
-                for (index_t ih = 0; ih < g.H; ++ih) {
-                    const T* row = xc + ih * g.W;
-                    T* dst = xpc + ih * plen;
-                    if (whole_row) {  // dst[j] = row[j - pad.w]
-                        const index_t j0 = std::clamp<index_t>(g.padding.w, 0, plen);
-                        const index_t j1 = std::clamp<index_t>(g.padding.w + g.W, j0, plen);
-                        std::fill(dst, dst + j0, T(0));
-                        std::copy(row + (j0 - g.padding.w), row + (j1 - g.padding.w), dst + j0);
-                        std::fill(dst + j1, dst + plen, T(0));
-                    } else {  // dst[s*wq + q] = row[q*sw + s*dw - pad.w]
-                        for (index_t s = 0; s < g.S; ++s)
-                            for (index_t q = 0; q < wq; ++q) {
-                                const index_t iw = q < g.Wo ? q * sw + s * dwl - g.padding.w : -1;
-                                dst[s * wq + q] = iw >= 0 && iw < g.W ? row[iw] : T(0);
-                            }
-                    }
-                }
+                for (index_t ih = 0; ih < g.H; ++ih) cols.fill(xc + ih * g.W, g.W, xpc + ih * plen);
                 for (index_t r = 0; r < g.R; ++r) {
                     index_t rows = 0;
                     for (index_t oh = 0; oh < g.Ho; ++oh) {
@@ -126,7 +101,7 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                         dy_rows[rows] = dyp + oh * wq;
                         x_rows[rows++] = xpc + ih * plen;
                     }
-                    kern.dot_taps(rows, wq, g.S, dy_rows, x_rows, tap, acc + (c * RS + r * g.S) * L);
+                    kern.dot_taps(rows, wq, g.S, dy_rows, x_rows, cols.tap, acc + (c * RS + r * g.S) * L);
                 }
             }
         }

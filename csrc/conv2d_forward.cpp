@@ -73,56 +73,24 @@ void correlate_gemm(const CorrelationPlan& p, const T* x, const T* w, const T* b
 }
 
 // Direct loop: per (image, group, block of output rows), copy what the block
-// reads into a zero-padded patch (so the inner loop never checks bounds and
-// reads with unit stride), then let the ISA's row kernel accumulate every tap
-// of every channel of the group in registers.
-//
-// Patch layout, per channel: `prows` rows of `plen` values.
-//  - columns, unit stride and dilation at most the row width: the padded
-//    input row (tap s at offset s*dw); otherwise S segments of `wq` values,
-//    segment s holding the columns q*sw + s*dw - pad.w that tap s reads (tap
-//    s at offset s*wq).
-//  - rows, likewise: the block's padded input rows (tap r at r*dh rows), or R
-//    rows per output row, the rows tap r reads.
-// Sampling keeps the patch small whatever the stride and dilation.
+// reads into zero-padded rows (PaddedTapRows: unit stride, no bounds checks),
+// then let the ISA's row kernel accumulate every tap of every channel of the
+// group in registers. Rows: with stride 1 and a small dilation, the block's
+// input rows (tap r at r*dh rows); otherwise R rows per output row, the rows
+// tap r reads.
 template <class T>
 void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const index_t Kg = p.Kg(), Cg = p.Cg();
-    const index_t sh = p.stride.h, sw = p.stride.w, dh = p.dilation.h, dw = p.dilation.w;
-    const index_t wq = round_up(p.Wo, kern.nr);
-    const bool whole_cols = sw == 1 && dw <= wq, whole_rows = sh == 1 && dh <= kDirectRows;
-    const index_t plen = whole_cols ? wq + (p.S - 1) * dw : p.S * wq;
-    const index_t tap_s = whole_cols ? dw : wq;
+    const index_t Kg = p.Kg(), Cg = p.Cg(), sh = p.stride.h, dh = p.dilation.h;
+    const PaddedTapRows cols(p.Wo, p.S, p.stride.w, p.dilation.w, p.pad.w, round_up(p.Wo, kern.nr));
+    const bool whole_rows = sh == 1 && dh <= kDirectRows;
     const index_t prows = whole_rows ? kDirectRows + (p.R - 1) * dh : kDirectRows * p.R;
-    const index_t row_step = whole_rows ? plen : p.R * plen;
-    const index_t tap_r = whole_rows ? dh * plen : plen;
+    const index_t row_step = whole_rows ? cols.len : p.R * cols.len;
+    const index_t tap_r = whole_rows ? dh * cols.len : cols.len;
     const index_t row_blocks = ceil_div(p.Ho, kDirectRows);
     const index_t tasks = p.N * p.groups * row_blocks;
-    const index_t per_thread = checked_mul(Cg, checked_mul(prows, plen, "conv2d"), "conv2d");
+    const index_t per_thread = checked_mul(Cg, checked_mul(prows, cols.len, "conv2d"), "conv2d");
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "input patch");
-
-    // One patch row: input row ih, columns as described above.
-    auto fill_row = [&](const T* xc, index_t ih, T* dst) {
-        if (ih < 0 || ih >= p.H) {
-            std::fill(dst, dst + plen, T(0));
-            return;
-        }
-        const T* src = xc + ih * p.W;
-        if (whole_cols) {  // column j holds input column j - pad.w
-            const index_t j0 = std::clamp<index_t>(p.pad.w, 0, plen);
-            const index_t j1 = std::clamp<index_t>(p.pad.w + p.W, j0, plen);
-            std::fill(dst, dst + j0, T(0));
-            std::copy(src + (j0 - p.pad.w), src + (j1 - p.pad.w), dst + j0);
-            std::fill(dst + j1, dst + plen, T(0));
-            return;
-        }
-        for (index_t s = 0; s < p.S; ++s)
-            for (index_t q = 0; q < wq; ++q) {
-                const index_t iw = q < p.Wo ? q * sw + s * dw - p.pad.w : -1;
-                dst[s * wq + q] = iw >= 0 && iw < p.W ? src[iw] : T(0);
-            }
-    };
 
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t n = t / (p.groups * row_blocks), grp = (t / row_blocks) % p.groups;
@@ -131,18 +99,21 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
         T* patch = scratch.data() + tid * per_thread;
         for (index_t c = 0; c < Cg; ++c) {
             const T* xc = x + (n * p.C + grp * Cg + c) * p.H * p.W;
-            T* pc = patch + c * prows * plen;
+            T* pc = patch + c * prows * cols.len;
+            auto fill = [&](index_t ih, T* dst) {
+                cols.fill(ih >= 0 && ih < p.H ? xc + ih * p.W : nullptr, p.W, dst);
+            };
             if (whole_rows) {
-                for (index_t i = 0; i < prows; ++i) fill_row(xc, oh0 - p.pad.h + i, pc + i * plen);
+                for (index_t i = 0; i < prows; ++i) fill(oh0 - p.pad.h + i, pc + i * cols.len);
             } else {
                 for (index_t i = 0; i < oh1 - oh0; ++i)
                     for (index_t r = 0; r < p.R; ++r)
-                        fill_row(xc, (oh0 + i) * sh + r * dh - p.pad.h, pc + (i * p.R + r) * plen);
+                        fill((oh0 + i) * sh + r * dh - p.pad.h, pc + (i * p.R + r) * cols.len);
             }
         }
         for (index_t k = grp * Kg; k < (grp + 1) * Kg; ++k)
             kern.corr_rows(p.Wo, oh1 - oh0, Cg, p.R, p.S, w + k * Cg * p.R * p.S, patch, row_step,
-                           prows * plen, tap_r, tap_s, bias ? bias[k] : T(0),
+                           prows * cols.len, tap_r, cols.tap, bias ? bias[k] : T(0),
                            y + ((n * p.K + k) * p.Ho + oh0) * p.Wo);
     }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
@@ -159,14 +130,18 @@ void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* b
         correlate_gemm(p, x, w, bias, y);
 }
 
-template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+CorrelationPlan forward_plan(const Conv2dGeometry& g) {
     CorrelationPlan p;
     p.N = g.N, p.C = g.C, p.H = g.H, p.W = g.W;
     p.K = g.K, p.R = g.R, p.S = g.S, p.groups = g.groups;
     p.stride = g.stride, p.dilation = g.dilation, p.pad = g.padding;
     p.Ho = g.Ho, p.Wo = g.Wo;
-    correlate_nchw(p, x, w, bias, y);
+    return p;
+}
+
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+    correlate_nchw(forward_plan(g), x, w, bias, y);
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                 \

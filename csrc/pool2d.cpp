@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "gemm/gemm.hpp"
+#include "im2col.hpp"
 #include "parallel.hpp"
 
 namespace convext {
@@ -121,23 +122,11 @@ public:
                 for (index_t s = 0; s < g.kernel.w; ++s) {
                     T* dst = samp + (r * g.kernel.w + s) * wq_;
                     ptr[r * g.kernel.w + s] = dst;
-                    const index_t off = s * dw - g.padding.w;  // iw = q * sw + off
-                    const index_t lo = ih < 0 || ih >= g.H
-                                           ? g.Wo
-                                           : std::min(g.Wo, off >= 0 ? 0 : ceil_div(-off, sw));
-                    const index_t hi =
-                        std::clamp(g.W - off <= 0 ? 0 : ceil_div(g.W - off, sw), lo, g.Wo);
-                    std::fill(dst, dst + lo, -T(INFINITY));
-                    const T* src = xp + ih * g.W + off;
-                    if (hi > lo) {
-                        if (sw == 1)
-                            std::copy(src + lo, src + hi, dst + lo);
-                        else if (sw == 2)
-                            kern_.copy_stride2(hi - lo, src + 2 * lo, dst + lo);
-                        else
-                            for (index_t q = lo; q < hi; ++q) dst[q] = src[q * sw];
-                    }
-                    std::fill(dst + hi, dst + wq_, -T(INFINITY));
+                    if (ih < 0 || ih >= g.H)
+                        std::fill(dst, dst + g.Wo, -T(INFINITY));
+                    else
+                        sample_row(xp + ih * g.W, g.W, g.Wo, sw, s * dw - g.padding.w, -T(INFINITY), dst);
+                    std::fill(dst + g.Wo, dst + wq_, -T(INFINITY));
                 }
             }
             kern_.max_pool_row(g.Wo, ntaps_, ptr, yp + oh * g.Wo, tap);
