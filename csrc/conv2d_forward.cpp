@@ -2,6 +2,7 @@
 #include "conv2d.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
@@ -18,58 +19,125 @@ constexpr index_t kMinGemmRows = 4;
 // Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
 
-// Implicit GEMM: per (image, group, block of output positions), gather the
-// patch rows of one KC-deep block straight into packed B panels and multiply
-// with the weights, packed once for all tasks.
+// One axis of the indirect GEMM's input layout. Output o, tap r reads input
+// index o*stride + r*dil - pad = stride*(o + q_r) + a_r (0 <= a_r < stride):
+// in the phase-a_r plane (every stride-th input value, starting at a_r) it is
+// entry o + q_r, so each tap's values over consecutive outputs are contiguous.
+// Only the phases some tap reads get a slot.
+struct PhaseAxis {
+    index_t qmin = 0, span = 0, nslots;
+    std::vector<index_t> slot, shift;  // per tap: slot of its phase, q_r - qmin
+    std::vector<index_t> slot_phase;   // per slot: its phase a
+
+    PhaseAxis(index_t taps, index_t stride, index_t dil, index_t pad) {
+        index_t qmax = 0;
+        for (index_t r = 0; r < taps; ++r) {
+            const index_t v = r * dil - pad;
+            const index_t a = v % stride < 0 ? v % stride + stride : v % stride;
+            const index_t q = (v - a) / stride;
+            if (r == 0 || q < qmin) qmin = q;
+            if (r == 0 || q > qmax) qmax = q;
+            const auto it = std::find(slot_phase.begin(), slot_phase.end(), a);
+            slot.push_back(it - slot_phase.begin());
+            if (it == slot_phase.end()) slot_phase.push_back(a);
+            shift.push_back(q);
+        }
+        for (index_t& q : shift) q -= qmin;
+        span = qmax - qmin;
+        nslots = static_cast<index_t>(slot_phase.size());
+    }
+};
+
+// Indirect GEMM: per (image, group, band of output rows), copy the input the
+// band reads into phase planes (rows of lw = Wo + span values, zero padded,
+// unit stride whatever the layer's stride), so that row (c, r, s) of the
+// virtual column matrix over the band's positions i*lw + ow is the
+// contiguous run at planes + off[(c, r, s)]: the micro-kernel reads B in
+// place, nothing is gathered per tap. The span extra columns per row are
+// computed and dropped.
 template <class T>
-void correlate_gemm(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
+void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const int mr = kern.mr, nr = kern.nr;
-    const index_t Kg = p.Kg(), Cg = p.Cg(), KD = Cg * p.R * p.S, P = p.Ho * p.Wo;
-    const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC);
-    const index_t Kg_up = round_up(Kg, mr);
+    const index_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, KD = Cg * RS, P = p.Ho * p.Wo;
+    const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC), Kg_up = round_up(Kg, mr);
+    const char* op = "conv2d";
+    const PhaseAxis ah(p.R, p.stride.h, p.dilation.h, p.pad.h);
+    const PhaseAxis aw(p.S, p.stride.w, p.dilation.w, p.pad.w);
+    const index_t lw = checked_add(p.Wo, aw.span, op);
+    const index_t band = std::clamp<index_t>(ceil_div(256, lw), 1, p.Ho);
+    const index_t nbands = ceil_div(p.Ho, band);
+    const index_t plane = checked_mul(band + ah.span, lw, op);
+    const index_t nplanes = checked_mul(Cg, ah.nslots * aw.nslots, op);
+    const index_t planes_size = checked_add(checked_mul(nplanes, plane, op), lw + nr, op);
+    const bool rowwise = aw.span == 0 || 3 * round_up(p.Wo, kern.lanes) <= 4 * p.Wo;
+    const index_t per_thread =
+        checked_add(planes_size, rowwise ? 0 : checked_mul(Kg_up, band * lw, op), op);
 
-    // Packed weights: for each group, for each depth block, MR-row panels.
-    Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, "conv2d"), "packed weights");
+    Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, op), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
         gemm::pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1,
                      apack.data() + g * Kg_up * KD + Kg_up * k0, mr);
     });
+    Buffer<index_t> off(KD, "tap offsets");
+    for (index_t c = 0; c < Cg; ++c)
+        for (index_t r = 0; r < p.R; ++r)
+            for (index_t s = 0; s < p.S; ++s)
+                off[(c * p.R + r) * p.S + s] =
+                    ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
+                    ah.shift[r] * lw + aw.shift[s];
 
-    const index_t nblk = ceil_div(P, gemm::kNC<T>);
-    const index_t pb = round_up(ceil_div(P, nblk), nr);
-    const index_t nblocks = ceil_div(P, pb);
-    const index_t tasks = p.N * p.groups * nblocks;
-    const index_t per_thread = gemm::packed_b_size(pb, KC, nr) + pb;
-    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "patch panels");
-
+    const index_t tasks = p.N * p.groups * nbands;
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input phase planes");
     parallel_for(tasks, [&](index_t t, int tid) {
-        const index_t n = t / (p.groups * nblocks), g = (t / nblocks) % p.groups;
-        const index_t p0 = (t % nblocks) * pb, np = std::min(pb, P - p0);
-        T* bpack = scratch.data() + tid * per_thread;
-        T* row = bpack + gemm::packed_b_size(pb, KC, nr);
+        const index_t n = t / (p.groups * nbands), g = (t / nbands) % p.groups;
+        const index_t oh0 = (t % nbands) * band, rows = std::min(band, p.Ho - oh0);
+        T* planes = scratch.data() + tid * per_thread;
         const T* xg = x + (n * p.C + g * Cg) * p.H * p.W;
-        T* yg = y + (n * p.K + g * Kg) * P + p0;
+        for (index_t c = 0; c < Cg; ++c)
+            for (index_t i = 0; i < ah.nslots; ++i)
+                for (index_t j = 0; j < aw.nslots; ++j) {
+                    T* dst = planes + ((c * ah.nslots + i) * aw.nslots + j) * plane;
+                    for (index_t q = 0; q < band + ah.span; ++q, dst += lw) {
+                        // rows past the band's last output row + span: never used
+                        const index_t ih = q < rows + ah.span
+                            ? (oh0 + q + ah.qmin) * p.stride.h + ah.slot_phase[i] : -1;
+                        if (ih < 0 || ih >= p.H)
+                            std::fill(dst, dst + lw, T(0));
+                        else
+                            sample_row(xg + (c * p.H + ih) * p.W, p.W, lw, p.stride.w,
+                                       aw.qmin * p.stride.w + aw.slot_phase[j], T(0), dst);
+                    }
+                }
+        std::fill(planes + nplanes * plane, planes + planes_size, T(0));
+        // Where the GEMM writes: y itself (one call for the band where its
+        // positions are y's own, else one per output row), or, for narrow
+        // rows that would leave most of a register tile empty, scratch rows
+        // of lw positions copied out.
+        T* yg = y + (n * p.K + g * Kg) * P + oh0 * p.Wo;
+        T* out = rowwise ? yg : planes + planes_size;
+        const index_t ldo = rowwise ? P : band * lw;
+        const bool per_row = rowwise && aw.span > 0;
+        const index_t calls = per_row ? rows : 1, ncols = per_row ? p.Wo : rows * lw;
         const T* ag = apack.data() + g * Kg_up * KD;
         for (index_t k0 = 0; k0 < KD; k0 += KC) {
             const index_t kc = std::min(KC, KD - k0);
-            for (index_t kk = 0; kk < kc; ++kk) {
-                gather_patch_row(p, xg, k0 + kk, p0, np, row);
-                gemm::pack_b_row(np, kc, kk, row, bpack, nr);
-            }
-            for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC) {
-                const index_t mc = std::min(gemm::kMC, Kg - m0);
-                kern.macro(mc, np, kc, ag + Kg_up * k0 + m0 * kc, bpack, yg + m0 * P, P, k0 > 0);
-            }
+            for (index_t i = 0; i < calls; ++i)
+                for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC)
+                    kern.macro_indirect(std::min(gemm::kMC, Kg - m0), ncols, kc,
+                                        ag + Kg_up * k0 + m0 * kc, planes + i * lw,
+                                        off.data() + k0, out + m0 * ldo + i * p.Wo, ldo, k0 > 0);
         }
-        if (bias)
-            for (index_t k = 0; k < Kg; ++k) {
-                const T b = bias[g * Kg + k];
-                T* yk = yg + k * P;
-                for (index_t j = 0; j < np; ++j) yk[j] += b;
-            }
-    }, Kg * KD * pb);
+        for (index_t k = 0; k < Kg && (bias || !rowwise); ++k) {
+            const T b = bias ? bias[g * Kg + k] : T(0);
+            if (rowwise)
+                kern.add_scalar(rows * p.Wo, yg + k * P, b, yg + k * P);
+            else
+                for (index_t i = 0; i < rows; ++i)
+                    kern.add_scalar(p.Wo, out + k * ldo + i * lw, b, yg + k * P + i * p.Wo);
+        }
+    }, Kg * KD * band * p.Wo);
 }
 
 // Direct loop: per (image, group, block of output rows), copy what the block
@@ -81,7 +149,7 @@ void correlate_gemm(const CorrelationPlan& p, const T* x, const T* w, const T* b
 template <class T>
 void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const index_t Kg = p.Kg(), Cg = p.Cg(), sh = p.stride.h, dh = p.dilation.h;
+    const index_t Kg = p.Kg(), Cg = p.Cg(), sh = p.stride.h, dh = p.dilation.h, P = p.Ho * p.Wo;
     const PaddedTapRows cols(p.Wo, p.S, p.stride.w, p.dilation.w, p.pad.w, round_up(p.Wo, kern.nr));
     const bool whole_rows = sh == 1 && dh <= kDirectRows;
     const index_t prows = whole_rows ? kDirectRows + (p.R - 1) * dh : kDirectRows * p.R;
@@ -111,10 +179,15 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
                         fill((oh0 + i) * sh + r * dh - p.pad.h, pc + (i * p.R + r) * cols.len);
             }
         }
-        for (index_t k = grp * Kg; k < (grp + 1) * Kg; ++k)
-            kern.corr_rows(p.Wo, oh1 - oh0, Cg, p.R, p.S, w + k * Cg * p.R * p.S, patch, row_step,
-                           prows * cols.len, tap_r, cols.tap, bias ? bias[k] : T(0),
-                           y + ((n * p.K + k) * p.Ho + oh0) * p.Wo);
+        const index_t CRS = Cg * p.R * p.S;
+        for (index_t k = grp * Kg; k < (grp + 1) * Kg; k += 4) {
+            const index_t kb = std::min<index_t>(4, (grp + 1) * Kg - k);
+            T init[4] = {};
+            for (index_t j = 0; bias && j < kb; ++j) init[j] = bias[k + j];
+            kern.corr_rows(p.Wo, oh1 - oh0, kb, Cg, p.R, p.S, w + k * CRS, CRS, patch, row_step,
+                           prows * cols.len, tap_r, cols.tap, init,
+                           y + ((n * p.K + k) * p.Ho + oh0) * p.Wo, P);
+        }
     }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
 
@@ -127,7 +200,7 @@ void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* b
     else if (winograd_applies(p))
         correlate_winograd(p, x, w, bias, y);
     else
-        correlate_gemm(p, x, w, bias, y);
+        correlate_indirect(p, x, w, bias, y);
 }
 
 CorrelationPlan forward_plan(const Conv2dGeometry& g) {

@@ -35,6 +35,11 @@ CONV_CASES = [
     ("wide_row", (1, 2, 1, 40), (3, 2, 1, 5), (1, 2), 0, 1, 1),
     ("medium", (4, 16, 20, 18), (24, 16, 3, 3), 1, 1, 1, 1),
     ("medium_strided_5x5", (2, 8, 23, 21), (16, 8, 5, 5), 2, 2, 1, 1),
+    # the forward GEMM works on bands of output rows: a short last band, with
+    # rows written one by one (wide), through scratch (narrow), and strided
+    ("bands_wide_rows_tail", (1, 2, 21, 36), (5, 2, 5, 5), 1, 0, 1, 1),
+    ("bands_narrow_rows_tail", (2, 3, 40, 9), (6, 3, 3, 3), 1, 1, 1, 1),
+    ("bands_strided_stem_like", (1, 3, 70, 64), (8, 3, 7, 7), 2, 3, 1, 1),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 

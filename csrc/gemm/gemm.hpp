@@ -23,17 +23,23 @@ struct Kernel {
     // C[m x n] = (accumulate ? C : 0) + Ap[m x kc] * Bp[kc x n], m and n of any size.
     void (*macro)(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C,
                   index_t ldc, bool accumulate);
+    // The same with B read in place (indirect GEMM, no pack): row k of B is
+    // the n values at b + off[k], each readable up to round_up(n, nr).
+    void (*macro_indirect)(index_t m, index_t n, index_t kc, const T* Ap, const T* b,
+                           const index_t* off, T* C, index_t ldc, bool accumulate);
     // Pack a B block given by columns: column j < n is the kc values at
     // cols + j*ld; nr-column panels, zero padded to round_up(n, nr).
     void (*pack_b_cols)(index_t kc, index_t n, const T* cols, index_t ld, T* Bp);
-    // Direct correlation of `rows` output rows of one channel (the loop for
-    // layers with too few output channels per group for a GEMM tile):
-    //   y[i*wo + q] = init + sum_{c<cg, r<R, s<S} w[(c*R + r)*S + s]
+    // Direct correlation of `rows` output rows of kb <= 4 output channels
+    // (the loop for layers with too few output channels per group for a GEMM
+    // tile): for j < kb,
+    //   y[j*y_step + i*wo + q] = init[j] + sum_{c<cg, r<R, s<S} w[j*w_step + (c*R + r)*S + s]
     //        * patch[i*row_step + c*c_stride + r*r_stride + s*s_stride + q],  q < wo.
     // The patch must be readable up to q = round_up(wo, nr) (zero padded).
-    void (*corr_rows)(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
-                      const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
-                      index_t s_stride, T init, T* y);
+    void (*corr_rows)(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, index_t S,
+                      const T* w, index_t w_step, const T* patch, index_t row_step,
+                      index_t c_stride, index_t r_stride, index_t s_stride, const T* init, T* y,
+                      index_t y_step);
     // acc[s*lanes + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i][q + s*s_stride]
     // for s < S over `rows` row pairs (wq a multiple of lanes, rows zero padded).
     int lanes;
@@ -48,6 +54,8 @@ struct Kernel {
     void (*winograd_grad_output)(const T* g, T* z, index_t z_stride);
     // dst[q] = src[2*q] for q < n (stride-2 patch gathers).
     void (*copy_stride2)(index_t n, const T* src, T* dst);
+    // dst[q] = src[q] + b for q < n (dst may be src): bias and copy-out.
+    void (*add_scalar)(index_t n, const T* src, T b, T* dst);
     // One output row of a max pool over `ntaps` tap rows (PyTorch's rule);
     // tap[q] = winning tap or -1. TapIndex is int32 for float, int64 for double.
     using TapIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;

@@ -49,56 +49,102 @@ inline void vstore(T* p, typename Vec<T>::type v) {
     __builtin_memcpy(p, &v, sizeof v);
 }
 
-// C[MR x NR] = (accumulate ? C : 0) + a[kc x MR]^T-panel * b[kc x NR]-panel.
+// x in every lane. Written as x - 0, which is x for every x (x + 0 is not:
+// -0 + 0 = +0), so the compiler emits a bare broadcast (or folds it into an
+// FMA's memory operand) instead of an add and a broadcast.
 template <class T>
-inline void ukernel(index_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
+inline typename Vec<T>::type splat(T x) {
+    return x - typename Vec<T>::type{};
+}
+
+// Keep a loaded vector in a register: without this the compiler may fold
+// the load into each FMA that uses it (a memory operand per FMA), which for
+// values shared by several FMAs makes the loop load-bound.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define CONVEXT_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define CONVEXT_IN_REGISTER(v) (void)(v)
+#endif
+
+// Where row k of a B block's NR-column panel lies: packed panels (row k at
+// panel + k*NR) or rows read in place from a buffer (row k at base + off[k]:
+// the indirect GEMM of the convolution, no pack).
+template <class T>
+struct PackedB {
+    const T* p;
+    index_t kc;
+    const T* panel(index_t j0) const { return p + j0 * kc; }
+    static const T* row(const T* panel, index_t k) { return panel + k * kNR<T>; }
+};
+template <class T>
+struct IndirectB {
+    const T* base;
+    const index_t* off;
+    struct Panel {
+        const T* p;
+        const index_t* off;
+    };
+    Panel panel(index_t j0) const { return {base + j0, off}; }
+    static const T* row(const Panel& panel, index_t k) { return panel.p + panel.off[k]; }
+};
+
+// C[MR x NV*L] = (accumulate ? C : 0) + a[kc x MR]^T-panel * (row k of B's
+// panel): the full tile (NV = 2 vectors) or its left half (NV = 1, the last
+// columns of a row).
+template <class T, class B, int NV, class Panel>
+inline void ukernel(index_t kc, const T* __restrict a, const Panel& b, T* __restrict c,
                     index_t ldc, bool accumulate) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
-    V acc[kMR][2];
+    V acc[kMR][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = V{};
+    for (int i = 0; i < kMR; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] = V{};
     for (index_t k = 0; k < kc; ++k) {
-        const V b0 = vload(b), b1 = vload(b + L);
+        const T* bk = B::row(b, k);
+        V bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = vload(bk + v * L);
 #pragma GCC unroll 16
         for (int i = 0; i < kMR; ++i) {
-            const V ai = V{} + a[i];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            const V ai = splat(a[i]);
+            for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
         }
         a += kMR;
-        b += 2 * L;
     }
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
         T* ci = c + i * ldc;
-        if (accumulate) {
-            acc[i][0] += vload(ci);
-            acc[i][1] += vload(ci + L);
+        for (int v = 0; v < NV; ++v) {
+            if (accumulate) acc[i][v] += vload(ci + v * L);
+            vstore(ci + v * L, acc[i][v]);
         }
-        vstore(ci, acc[i][0]);
-        vstore(ci + L, acc[i][1]);
     }
 }
 
-template <class T>
-void macro_kernel(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C, index_t ldc,
-                  bool accumulate) {
-    constexpr int NR = kNR<T>;
+template <class T, class B>
+void macro_loop(index_t m, index_t n, index_t kc, const T* Ap, const B& bsrc, T* C, index_t ldc,
+                bool accumulate) {
+    constexpr int L = kLanes<T>, NR = kNR<T>;
     alignas(64) T tile[kMR * NR];
     for (index_t j0 = 0; j0 < n; j0 += NR) {
         const index_t nr = n - j0 < NR ? n - j0 : NR;
-        const T* b = Bp + j0 * kc;
+        const auto b = bsrc.panel(j0);
         for (index_t i0 = 0; i0 < m; i0 += kMR) {
             const index_t mr = m - i0 < kMR ? m - i0 : kMR;
             const T* a = Ap + i0 * kc;
             T* c = C + i0 * ldc + j0;
-            if (mr == kMR && nr == NR) {
-                ukernel<T>(kc, a, b, c, ldc, accumulate);
+            if (mr == kMR && (nr == NR || nr == L)) {
+                if (nr == NR)
+                    ukernel<T, B, 2>(kc, a, b, c, ldc, accumulate);
+                else
+                    ukernel<T, B, 1>(kc, a, b, c, ldc, accumulate);
                 continue;
             }
-            // Edge tile: compute the full tile aside, copy the valid part.
-            ukernel<T>(kc, a, b, tile, NR, false);
+            // Edge tile: compute the tile aside, copy the valid part.
+            if (nr <= L)
+                ukernel<T, B, 1>(kc, a, b, tile, NR, false);
+            else
+                ukernel<T, B, 2>(kc, a, b, tile, NR, false);
             for (index_t i = 0; i < mr; ++i)
                 for (index_t j = 0; j < nr; ++j)
                     c[i * ldc + j] = (accumulate ? c[i * ldc + j] : T(0)) + tile[i * NR + j];
@@ -106,40 +152,66 @@ void macro_kernel(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T*
     }
 }
 
+template <class T>
+void macro_kernel(index_t m, index_t n, index_t kc, const T* Ap, const T* Bp, T* C, index_t ldc,
+                  bool accumulate) {
+    macro_loop(m, n, kc, Ap, PackedB<T>{Bp, kc}, C, ldc, accumulate);
+}
+
+template <class T>
+void macro_indirect(index_t m, index_t n, index_t kc, const T* Ap, const T* b, const index_t* off,
+                    T* C, index_t ldc, bool accumulate) {
+    macro_loop(m, n, kc, Ap, IndirectB<T>{b, off}, C, ldc, accumulate);
+}
+
 // One vector of outputs in each of NROWS output rows (rows `row_step` apart
-// in the patch), accumulated in registers: NROWS independent FMA chains that
-// share each broadcast filter tap.
-template <class T, int NROWS>
-inline void corr_block(index_t cg, index_t R, index_t S, const T* w, const T* patch,
-                       index_t row_step, index_t c_stride, index_t r_stride, index_t s_stride,
-                       T init, typename Vec<T>::type* out) {
+// in the patch) of KB output channels, accumulated in registers: KB*NROWS
+// independent FMA chains; each patch load serves KB channels, each
+// broadcast filter tap NROWS rows.
+template <class T, int KB, int NROWS>
+inline void corr_block(index_t cg, index_t R, index_t S, const T* w, index_t w_step,
+                       const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
+                       index_t s_stride, const T* init, typename Vec<T>::type (*out)[NROWS]) {
     using V = typename Vec<T>::type;
-    V acc[NROWS];
+    V acc[KB][NROWS];
+#pragma GCC unroll 4
+    for (int j = 0; j < KB; ++j)
 #pragma GCC unroll 8
-    for (int i = 0; i < NROWS; ++i) acc[i] = V{} + init;
+        for (int i = 0; i < NROWS; ++i) acc[j][i] = splat(init[j]);
     for (index_t c = 0; c < cg; ++c)
         for (index_t r = 0; r < R; ++r) {
             const T* src = patch + c * c_stride + r * r_stride;
             const T* wr = w + (c * R + r) * S;
             for (index_t s = 0; s < S; ++s) {
-                const V wv = V{} + wr[s];
                 const T* sp = src + s * s_stride;
+                V x[NROWS];
 #pragma GCC unroll 8
-                for (int i = 0; i < NROWS; ++i) acc[i] += wv * vload(sp + i * row_step);
+                for (int i = 0; i < NROWS; ++i) {
+                    x[i] = vload(sp + i * row_step);
+                    if (KB > 1) CONVEXT_IN_REGISTER(x[i]);
+                }
+#pragma GCC unroll 4
+                for (int j = 0; j < KB; ++j) {
+                    const V wv = splat(wr[j * w_step + s]);
+#pragma GCC unroll 8
+                    for (int i = 0; i < NROWS; ++i) acc[j][i] += wv * x[i];
+                }
             }
         }
+#pragma GCC unroll 4
+    for (int j = 0; j < KB; ++j)
 #pragma GCC unroll 8
-    for (int i = 0; i < NROWS; ++i) out[i] = acc[i];
+        for (int i = 0; i < NROWS; ++i) out[j][i] = acc[j][i];
 }
 
-template <class T>
-void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
-               const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
-               index_t s_stride, T init, T* y) {
+// Rows [0, rows) of KB output channels, NROWS rows at a time (then one).
+template <class T, int KB, int NROWS>
+void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
+                  index_t w_step, const T* patch, index_t row_step, index_t c_stride,
+                  index_t r_stride, index_t s_stride, const T* init, T* y, index_t y_step) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
-    constexpr int kRows = 4;
-    V block[kRows];
+    V block[KB][NROWS], one[KB][1];
     for (index_t q = 0; q < wo; q += L) {
         const index_t n = wo - q < L ? wo - q : L;
         auto put = [&](T* dst, const V& v) {
@@ -151,16 +223,30 @@ void corr_rows(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const
         };
         const T* pq = patch + q;
         index_t i = 0;
-        for (; i + kRows <= rows; i += kRows) {
-            corr_block<T, kRows>(cg, R, S, w, pq + i * row_step, row_step, c_stride, r_stride,
-                                 s_stride, init, block);
-            for (int j = 0; j < kRows; ++j) put(y + (i + j) * wo + q, block[j]);
+        for (; i + NROWS <= rows; i += NROWS) {
+            corr_block<T, KB, NROWS>(cg, R, S, w, w_step, pq + i * row_step, row_step, c_stride,
+                                     r_stride, s_stride, init, block);
+            for (int j = 0; j < KB; ++j)
+                for (int t = 0; t < NROWS; ++t) put(y + j * y_step + (i + t) * wo + q, block[j][t]);
         }
         for (; i < rows; ++i) {
-            corr_block<T, 1>(cg, R, S, w, pq + i * row_step, row_step, c_stride, r_stride,
-                             s_stride, init, block);
-            put(y + i * wo + q, block[0]);
+            corr_block<T, KB, 1>(cg, R, S, w, w_step, pq + i * row_step, row_step, c_stride,
+                                 r_stride, s_stride, init, one);
+            for (int j = 0; j < KB; ++j) put(y + j * y_step + i * wo + q, one[j][0]);
         }
+    }
+}
+
+// Up to 4 output channels at once: 8 rows of one channel, 4 rows of 2-4.
+template <class T>
+void corr_rows(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, index_t S,
+               const T* w, index_t w_step, const T* patch, index_t row_step, index_t c_stride,
+               index_t r_stride, index_t s_stride, const T* init, T* y, index_t y_step) {
+    switch (kb) {
+        case 1: return corr_rows_kb<T, 1, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
+        case 2: return corr_rows_kb<T, 2, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
+        case 3: return corr_rows_kb<T, 3, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
+        default: return corr_rows_kb<T, 4, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
     }
 }
 
@@ -318,6 +404,12 @@ void copy_stride2(index_t n, const T* __restrict src, T* __restrict dst) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[2 * q];
 }
 
+// dst[q] = src[q] + b, q < n; dst may be src.
+template <class T>
+void add_scalar(index_t n, const T* src, T b, T* dst) {
+    for (index_t q = 0; q < n; ++q) dst[q] = src[q] + b;
+}
+
 // ---- max pooling: one output row, every window tap in scan order ----
 //
 // rows[t][q] is tap t's value for output q (-inf where the tap falls in the
@@ -344,7 +436,7 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
     typedef I VI __attribute__((vector_size(CONVEXT_VBYTES)));
     constexpr int L = kLanes<T>;
     for (index_t q = 0; q < wo; q += L) {
-        V m = V{} - static_cast<T>(__builtin_inf());
+        V m = splat(-static_cast<T>(__builtin_inf()));
         VI t = VI{} - 1;
         for (index_t k = 0; k < ntaps; ++k) {
             const V v = vload(rows[k] + q);
@@ -363,9 +455,9 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
-    return {name,      kMR,         kNR<T>,           macro_kernel<T>,   pack_b_cols<T>,
+    return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, max_pool_row<T>};
+            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
