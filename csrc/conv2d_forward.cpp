@@ -19,60 +19,22 @@ constexpr index_t kMinGemmRows = 4;
 // Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
 
-// One axis of the indirect GEMM's input layout. Output o, tap r reads input
-// index o*stride + r*dil - pad = stride*(o + q_r) + a_r (0 <= a_r < stride):
-// in the phase-a_r plane (every stride-th input value, starting at a_r) it is
-// entry o + q_r, so each tap's values over consecutive outputs are contiguous.
-// Only the phases some tap reads get a slot.
-struct PhaseAxis {
-    index_t qmin = 0, span = 0, nslots;
-    std::vector<index_t> slot, shift;  // per tap: slot of its phase, q_r - qmin
-    std::vector<index_t> slot_phase;   // per slot: its phase a
-
-    PhaseAxis(index_t taps, index_t stride, index_t dil, index_t pad) {
-        index_t qmax = 0;
-        for (index_t r = 0; r < taps; ++r) {
-            const index_t v = r * dil - pad;
-            const index_t a = v % stride < 0 ? v % stride + stride : v % stride;
-            const index_t q = (v - a) / stride;
-            if (r == 0 || q < qmin) qmin = q;
-            if (r == 0 || q > qmax) qmax = q;
-            const auto it = std::find(slot_phase.begin(), slot_phase.end(), a);
-            slot.push_back(it - slot_phase.begin());
-            if (it == slot_phase.end()) slot_phase.push_back(a);
-            shift.push_back(q);
-        }
-        for (index_t& q : shift) q -= qmin;
-        span = qmax - qmin;
-        nslots = static_cast<index_t>(slot_phase.size());
-    }
-};
-
-// Indirect GEMM: per (image, group, band of output rows), copy the input the
-// band reads into phase planes (rows of lw = Wo + span values, zero padded,
-// unit stride whatever the layer's stride), so that row (c, r, s) of the
-// virtual column matrix over the band's positions i*lw + ow is the
-// contiguous run at planes + off[(c, r, s)]: the micro-kernel reads B in
-// place, nothing is gathered per tap. The span extra columns per row are
-// computed and dropped.
+// Indirect GEMM: per (image, group, band of output rows), fill the band's
+// phase planes (PhasePlanes) and let the micro-kernel read the column
+// matrix in place (row crs at planes + off[crs]): no patch is gathered per
+// tap and no panel packed.
 template <class T>
 void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr, nr = kern.nr;
-    const index_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, KD = Cg * RS, P = p.Ho * p.Wo;
+    const int mr = kern.mr;
+    const index_t Kg = p.Kg(), Cg = p.Cg(), KD = Cg * p.R * p.S, P = p.Ho * p.Wo;
     const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC), Kg_up = round_up(Kg, mr);
     const char* op = "conv2d";
-    const PhaseAxis ah(p.R, p.stride.h, p.dilation.h, p.pad.h);
-    const PhaseAxis aw(p.S, p.stride.w, p.dilation.w, p.pad.w);
-    const index_t lw = checked_add(p.Wo, aw.span, op);
-    const index_t band = std::clamp<index_t>(ceil_div(256, lw), 1, p.Ho);
-    const index_t nbands = ceil_div(p.Ho, band);
-    const index_t plane = checked_mul(band + ah.span, lw, op);
-    const index_t nplanes = checked_mul(Cg, ah.nslots * aw.nslots, op);
-    const index_t planes_size = checked_add(checked_mul(nplanes, plane, op), lw + nr, op);
-    const bool rowwise = aw.span == 0 || 3 * round_up(p.Wo, kern.lanes) <= 4 * p.Wo;
+    const PhasePlanes pp(p, ceil_div(256, p.Wo));
+    const index_t lw = pp.lw, band = pp.band, nbands = ceil_div(p.Ho, band);
+    const bool rowwise = pp.aw.span == 0 || 3 * round_up(p.Wo, kern.lanes) <= 4 * p.Wo;
     const index_t per_thread =
-        checked_add(planes_size, rowwise ? 0 : checked_mul(Kg_up, band * lw, op), op);
+        checked_add(pp.size, rowwise ? 0 : checked_mul(Kg_up, band * lw, op), op);
 
     Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, op), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
@@ -81,12 +43,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
                      apack.data() + g * Kg_up * KD + Kg_up * k0, mr);
     });
     Buffer<index_t> off(KD, "tap offsets");
-    for (index_t c = 0; c < Cg; ++c)
-        for (index_t r = 0; r < p.R; ++r)
-            for (index_t s = 0; s < p.S; ++s)
-                off[(c * p.R + r) * p.S + s] =
-                    ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
-                    ah.shift[r] * lw + aw.shift[s];
+    for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k);
 
     const index_t tasks = p.N * p.groups * nbands;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input phase planes");
@@ -94,31 +51,15 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
         const index_t n = t / (p.groups * nbands), g = (t / nbands) % p.groups;
         const index_t oh0 = (t % nbands) * band, rows = std::min(band, p.Ho - oh0);
         T* planes = scratch.data() + tid * per_thread;
-        const T* xg = x + (n * p.C + g * Cg) * p.H * p.W;
-        for (index_t c = 0; c < Cg; ++c)
-            for (index_t i = 0; i < ah.nslots; ++i)
-                for (index_t j = 0; j < aw.nslots; ++j) {
-                    T* dst = planes + ((c * ah.nslots + i) * aw.nslots + j) * plane;
-                    for (index_t q = 0; q < band + ah.span; ++q, dst += lw) {
-                        // rows past the band's last output row + span: never used
-                        const index_t ih = q < rows + ah.span
-                            ? (oh0 + q + ah.qmin) * p.stride.h + ah.slot_phase[i] : -1;
-                        if (ih < 0 || ih >= p.H)
-                            std::fill(dst, dst + lw, T(0));
-                        else
-                            sample_row(xg + (c * p.H + ih) * p.W, p.W, lw, p.stride.w,
-                                       aw.qmin * p.stride.w + aw.slot_phase[j], T(0), dst);
-                    }
-                }
-        std::fill(planes + nplanes * plane, planes + planes_size, T(0));
+        pp.fill(p, x + (n * p.C + g * Cg) * p.H * p.W, oh0, rows, planes);
         // Where the GEMM writes: y itself (one call for the band where its
         // positions are y's own, else one per output row), or, for narrow
         // rows that would leave most of a register tile empty, scratch rows
         // of lw positions copied out.
         T* yg = y + (n * p.K + g * Kg) * P + oh0 * p.Wo;
-        T* out = rowwise ? yg : planes + planes_size;
+        T* out = rowwise ? yg : planes + pp.size;
         const index_t ldo = rowwise ? P : band * lw;
-        const bool per_row = rowwise && aw.span > 0;
+        const bool per_row = rowwise && pp.aw.span > 0;
         const index_t calls = per_row ? rows : 1, ncols = per_row ? p.Wo : rows * lw;
         const T* ag = apack.data() + g * Kg_up * KD;
         for (index_t k0 = 0; k0 < KD; k0 += KC) {

@@ -7,6 +7,7 @@
 #include "gemm/gemm.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace convext {
 
@@ -50,6 +51,88 @@ void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t
             sample_row(xc + ih * p.W, p.W, run, p.stride.w, ow * p.stride.w + off, T(0), out + done);
     }
 }
+
+// One axis of the phase-plane layout (PhasePlanes). Output o, tap r reads input
+// index o*stride + r*dil - pad = stride*(o + q_r) + a_r (0 <= a_r < stride):
+// in the phase-a_r plane (every stride-th input value, starting at a_r) it is
+// entry o + q_r, so each tap's values over consecutive outputs are contiguous.
+// Only the phases some tap reads get a slot.
+struct PhaseAxis {
+    index_t qmin = 0, span = 0, nslots;
+    std::vector<index_t> slot, shift;  // per tap: slot of its phase, q_r - qmin
+    std::vector<index_t> slot_phase;   // per slot: its phase a
+
+    PhaseAxis(index_t taps, index_t stride, index_t dil, index_t pad) {
+        index_t qmax = 0;
+        for (index_t r = 0; r < taps; ++r) {
+            const index_t v = r * dil - pad;
+            const index_t a = v % stride < 0 ? v % stride + stride : v % stride;
+            const index_t q = (v - a) / stride;
+            if (r == 0 || q < qmin) qmin = q;
+            if (r == 0 || q > qmax) qmax = q;
+            const auto it = std::find(slot_phase.begin(), slot_phase.end(), a);
+            slot.push_back(it - slot_phase.begin());
+            if (it == slot_phase.end()) slot_phase.push_back(a);
+            shift.push_back(q);
+        }
+        for (index_t& q : shift) q -= qmin;
+        span = qmax - qmin;
+        nslots = static_cast<index_t>(slot_phase.size());
+    }
+};
+
+
+// The phase planes of a band of output rows: for each channel of a group and
+// each stride phase some tap reads, the input rows the band reads, each
+// sampled at the stride into lw = Wo + span zero-padded values. Row
+// (c, r, s) of the band's virtual column matrix, over positions i*lw + ow
+// (output row oh0 + i, column ow), is then the contiguous run at
+// planes + offset(c, r, s): the forward GEMM and the weight gradient read
+// it in place. Positions with ow >= Wo read other taps' values (or the
+// slack after the last plane): callers drop or mask them.
+struct PhasePlanes {
+    PhaseAxis ah, aw;
+    index_t lw, band, plane, nplanes, size;
+
+    // Bands of at most `band_rows` output rows (at least 1, at most Ho).
+    PhasePlanes(const CorrelationPlan& p, index_t band_rows)
+        : ah(p.R, p.stride.h, p.dilation.h, p.pad.h),
+          aw(p.S, p.stride.w, p.dilation.w, p.pad.w),
+          lw(checked_add(p.Wo, aw.span, "conv2d")),
+          band(std::clamp<index_t>(band_rows, 1, p.Ho)),
+          plane(checked_mul(band + ah.span, lw, "conv2d")),
+          nplanes(checked_mul(p.Cg(), ah.nslots * aw.nslots, "conv2d")),
+          size(checked_add(checked_mul(nplanes, plane, "conv2d"), lw + 64, "conv2d")) {}
+
+    // Offset of row crs = (c*R + r)*S + s of the column matrix.
+    index_t offset(index_t crs) const {
+        const index_t S = index_t(aw.slot.size()), R = index_t(ah.slot.size());
+        const index_t c = crs / (R * S), r = (crs / S) % R, s = crs % S;
+        return ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
+               ah.shift[r] * lw + aw.shift[s];
+    }
+
+    // Planes of output rows [oh0, oh0 + rows) of one image group (x: its channel 0).
+    template <class T>
+    void fill(const CorrelationPlan& p, const T* x, index_t oh0, index_t rows, T* planes) const {
+        for (index_t c = 0; c < p.Cg(); ++c)
+            for (index_t i = 0; i < ah.nslots; ++i)
+                for (index_t j = 0; j < aw.nslots; ++j) {
+                    T* dst = planes + ((c * ah.nslots + i) * aw.nslots + j) * plane;
+                    for (index_t q = 0; q < band + ah.span; ++q, dst += lw) {
+                        // rows past the band's last output row + span: never used
+                        const index_t ih = q < rows + ah.span
+                            ? (oh0 + q + ah.qmin) * p.stride.h + ah.slot_phase[i] : -1;
+                        if (ih < 0 || ih >= p.H)
+                            std::fill(dst, dst + lw, T(0));
+                        else
+                            sample_row(x + (c * p.H + ih) * p.W, p.W, lw, p.stride.w,
+                                       aw.qmin * p.stride.w + aw.slot_phase[j], T(0), dst);
+                    }
+                }
+        std::fill(planes + nplanes * plane, planes + size, T(0));
+    }
+};
 
 // The zero-padded input rows the direct loops (correlate_direct and the
 // depthwise weight gradient) read with unit stride: with unit stride and a

@@ -40,6 +40,9 @@ CONV_CASES = [
     ("bands_wide_rows_tail", (1, 2, 21, 36), (5, 2, 5, 5), 1, 0, 1, 1),
     ("bands_narrow_rows_tail", (2, 3, 40, 9), (6, 3, 3, 3), 1, 1, 1, 1),
     ("bands_strided_stem_like", (1, 3, 70, 64), (8, 3, 7, 7), 2, 3, 1, 1),
+    # few input channels, rows of whole vectors plus a tail: the weight
+    # gradient's dot-product path, with a short last band and edge tiles
+    ("dot_wgrad_tails", (2, 3, 50, 28), (5, 3, 5, 5), 1, 0, 1, 1),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 

@@ -230,7 +230,12 @@ def _special_conv_cases() -> Dict[str, Tuple[np.ndarray, np.ndarray, Dict[str, A
     one_nan = x.copy()
     one_nan[1, 2, 0, 0] = NAN  # in the corner: reaches outputs through the padding too
     wg = rng.standard_normal((6, 1, 2, 2))
+    # rows wide enough for whole vectors (the weight gradient's dot-product
+    # path): an Inf in the last column, which tap s = 0 never reads
+    wide = rng.standard_normal((2, 3, 5, 24))
+    wide[0, 1, 2, 23] = INF
     return {
+        "inf_in_last_column_wide_rows": (wide, w, {"padding": 1}),
         "inf_in_x": (one_inf, w, {"padding": 1}),
         "inf_and_minus_inf_in_x": (opposite, w, {"stride": 2, "padding": 1}),
         "nan_in_x_corner": (one_nan, w, {"padding": 1, "dilation": 2}),

@@ -452,12 +452,52 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
     }
 }
 
+// A 4 x 4 tile of the weight gradient's dot products over output positions:
+//   acc[(i*4 + j)*L + l] += lane l of sum_{t < rows} sum_{q < round_up(wo, L)}
+//       dy[i][t*dy_step + q] * (q < wo ? x[j][t*x_step + q] : 0),  i, j < 4.
+// The x lanes past wo are masked off (they hold other taps' values, which
+// may be Inf); the caller zero pads the dy rows there.
+template <class T>
+void dot_tile(index_t rows, index_t wo, const T* const* dy, index_t dy_step, const T* const* x,
+              index_t x_step, T* acc) {
+    using V = typename Vec<T>::type;
+    using I = typename IntOf<T>::type;
+    typedef I VI __attribute__((vector_size(CONVEXT_VBYTES)));
+    constexpr int L = kLanes<T>, KB = 4, JB = 4;
+    V a[KB][JB];
+    for (int i = 0; i < KB; ++i)
+        for (int j = 0; j < JB; ++j) a[i][j] = vload(acc + (i * JB + j) * L);
+    VI tail;
+    for (int l = 0; l < L; ++l) tail[l] = l < wo % L ? I(-1) : I(0);
+    auto step = [&](index_t off_d, index_t off_x, bool masked) {
+        V d[KB], xv[JB];
+        for (int i = 0; i < KB; ++i) {
+            d[i] = vload(dy[i] + off_d);
+            CONVEXT_IN_REGISTER(d[i]);
+        }
+        for (int j = 0; j < JB; ++j) {
+            xv[j] = vload(x[j] + off_x);
+            if (masked) xv[j] = (V)((VI)xv[j] & tail);
+            CONVEXT_IN_REGISTER(xv[j]);
+        }
+        for (int i = 0; i < KB; ++i)
+            for (int j = 0; j < JB; ++j) a[i][j] += d[i] * xv[j];
+    };
+    for (index_t t = 0; t < rows; ++t) {
+        index_t q = 0;
+        for (; q + L <= wo; q += L) step(t * dy_step + q, t * x_step + q, false);
+        if (q < wo) step(t * dy_step + q, t * x_step + q, true);
+    }
+    for (int i = 0; i < KB; ++i)
+        for (int j = 0; j < JB; ++j) vstore(acc + (i * JB + j) * L, a[i][j]);
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>};
+            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>, dot_tile<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
