@@ -243,6 +243,9 @@ def train_worker(rank: int, world_size: int, port: int, args: argparse.Namespace
             with torch.no_grad():
                 pred = model.module(torch.from_numpy(x[test_idx])).argmax(1).numpy()
             print(f"test accuracy: {(pred == y[test_idx]).mean():.4f}", flush=True)
+        # Tear gloo down only once every rank is done: a rank that destroys its
+        # group while a peer still talks to it can make that peer abort.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -283,6 +286,7 @@ def gradient_worker(
         loss.backward()
         grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
         torch.save(grads, Path(out_dir) / f"grads_{rank}.pt")
+        dist.barrier()  # as in train_worker: every rank done before teardown
     finally:
         dist.destroy_process_group()
 
