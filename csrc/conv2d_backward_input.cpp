@@ -14,6 +14,7 @@
 // rot180(w), padding dh*(R-1) - ph.
 #include <algorithm>
 #include <numeric>
+#include <vector>
 
 #include "conv2d.hpp"
 #include "parallel.hpp"
@@ -56,27 +57,23 @@ template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
     const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S;
     const index_t sh = g.stride.h, sw = g.stride.w, HW = g.H * g.W;
-    const bool one_phase = sh == 1 && sw == 1;
     const char* op = "conv2d_input_grad";
 
-    Buffer<T> sub(checked_mul(g.K, Cg * RS, op), "rotated sub-filters");
-    // With a stride, each phase is computed for a few images at a time into a
-    // buffer (at most ~4 MiB, at least one image) and scattered into dx.
-    const index_t phase_image = checked_mul(g.C, ceil_div(g.H, sh) * ceil_div(g.W, sw), op);
-    const index_t images = std::clamp<index_t>((index_t(4) << 20) / index_t(sizeof(T)) / phase_image, 1, g.N);
-    Buffer<T> phase_out(one_phase ? 0 : checked_mul(images, phase_image, op), "input-gradient phase");
-    if (!one_phase) parallel_for(g.N * g.C, [&](index_t i, int) {
-        std::fill(dx + i * HW, dx + (i + 1) * HW, T(0));
-    });
-
+    // The phases that get a gradient, each with its sub-filter, rotated and
+    // channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).
+    struct Phase {
+        index_t phi, psi;
+        PhaseTaps th, tw;
+        Buffer<T> sub;
+    };
+    std::vector<Phase> phases;
     for (index_t phi = 0; phi < std::min(sh, g.H); ++phi)
         for (index_t psi = 0; psi < std::min(sw, g.W); ++psi) {
             const PhaseTaps th = phase_taps(phi, sh, g.dilation.h, g.padding.h, g.R, g.H);
             const PhaseTaps tw = phase_taps(psi, sw, g.dilation.w, g.padding.w, g.S, g.W);
             if (th.count == 0 || tw.count == 0) continue;  // rows the forward never read
-
-            // Sub-filter, rotated, channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).
             const index_t nh = th.count, nw = tw.count;
+            Buffer<T> sub(checked_mul(g.K, Cg * nh * nw, op), "rotated sub-filters");
             parallel_for(g.K, [&](index_t k, int) {
                 const index_t grp = k / Kg, kk = k % Kg;
                 for (index_t c = 0; c < Cg; ++c) {
@@ -88,30 +85,49 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
                                 src[(th.last - j * th.step) * g.S + (tw.last - i * tw.step)];
                 }
             });
-
-            CorrelationPlan p;
-            p.N = g.N, p.C = g.K, p.H = g.Ho, p.W = g.Wo;
-            p.K = g.C, p.R = nh, p.S = nw, p.groups = g.groups;
-            p.dilation = {th.dilation, tw.dilation};
-            p.pad = {th.pad, tw.pad};
-            p.Ho = th.out, p.Wo = tw.out;
-            if (one_phase) {
-                correlate_nchw(p, dy, sub.data(), static_cast<const T*>(nullptr), dx);
-                continue;
-            }
-            const index_t plane = p.Ho * p.Wo;
-            for (index_t n0 = 0; n0 < g.N; n0 += images) {
-                p.N = std::min(images, g.N - n0);
-                correlate_nchw(p, dy + n0 * g.K * g.Ho * g.Wo, sub.data(),
-                               static_cast<const T*>(nullptr), phase_out.data());
-                parallel_for(p.N * g.C, [&](index_t i, int) {
-                    const T* src = phase_out.data() + i * plane;
-                    T* dst = dx + (n0 * g.C + i) * HW + phi * g.W + psi;
-                    for (index_t q = 0; q < p.Ho; ++q)
-                        for (index_t t = 0; t < p.Wo; ++t) dst[q * sh * g.W + t * sw] = src[q * p.Wo + t];
-                }, plane);
-            }
+            phases.push_back({phi, psi, th, tw, std::move(sub)});
         }
+    auto plan = [&](const Phase& ph, index_t N) {
+        CorrelationPlan p;
+        p.N = N, p.C = g.K, p.H = g.Ho, p.W = g.Wo;
+        p.K = g.C, p.R = ph.th.count, p.S = ph.tw.count, p.groups = g.groups;
+        p.dilation = {ph.th.dilation, ph.tw.dilation};
+        p.pad = {ph.th.pad, ph.tw.pad};
+        p.Ho = ph.th.out, p.Wo = ph.tw.out;
+        return p;
+    };
+    if (sh == 1 && sw == 1) {
+        if (!phases.empty()) correlate_nchw(plan(phases[0], g.N), dy, phases[0].sub.data(),
+                                            static_cast<const T*>(nullptr), dx);
+        return;
+    }
+
+    // With a stride, the phases are computed a few images at a time (dy of at
+    // most ~2 MiB, so that the phases after the first find it in cache; at
+    // least one image) into a buffer and scattered into dx.
+    parallel_for(g.N * g.C, [&](index_t i, int) {
+        std::fill(dx + i * HW, dx + (i + 1) * HW, T(0));
+    });
+    const index_t dy_image = checked_mul(g.K, g.Ho * g.Wo, op);
+    const index_t phase_image = checked_mul(g.C, ceil_div(g.H, sh) * ceil_div(g.W, sw), op);
+    const index_t cap = (index_t(2) << 20) / index_t(sizeof(T));
+    const index_t images = std::clamp<index_t>(cap / std::max(dy_image, phase_image), 1, g.N);
+    Buffer<T> phase_out(checked_mul(images, phase_image, op), "input-gradient phase");
+    for (index_t n0 = 0; n0 < g.N; n0 += images) {
+        const index_t nb = std::min(images, g.N - n0);
+        for (const Phase& ph : phases) {
+            const CorrelationPlan p = plan(ph, nb);
+            correlate_nchw(p, dy + n0 * dy_image, ph.sub.data(), static_cast<const T*>(nullptr),
+                           phase_out.data());
+            const index_t plane = p.Ho * p.Wo;
+            parallel_for(nb * g.C, [&](index_t i, int) {
+                const T* src = phase_out.data() + i * plane;
+                T* dst = dx + (n0 * g.C + i) * HW + ph.phi * g.W + ph.psi;
+                for (index_t q = 0; q < p.Ho; ++q)
+                    for (index_t t = 0; t < p.Wo; ++t) dst[q * sh * g.W + t * sw] = src[q * p.Wo + t];
+            }, plane);
+        }
+    }
 }
 
 template void conv2d_backward_input<float>(const Conv2dGeometry&, const float*, const float*, float*);

@@ -228,11 +228,19 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                 bool row_in[kIn], col_in[kIn];
                 for (int i = 0; i < kIn; ++i) row_in[i] = u < tc && ih0 + i >= 0 && ih0 + i < g.H;
                 for (int j = 0; j < kIn; ++j) col_in[j] = iw0 + j >= 0 && iw0 + j < g.W;
+                const bool interior = u < tc && ih0 >= 0 && ih0 + kIn <= g.H && iw0 >= 0 &&
+                                      iw0 + kIn <= g.W;
                 for (index_t cb = 0; cb < cblocks; ++cb) {
                     const index_t lanes = std::min<index_t>(nt, Cg - cb * nt);
                     for (index_t l = 0; l < nt; ++l) {
                         const T* xc = x + (n * g.C + grp * Cg + cb * nt + l) * g.H * g.W +
                                       ih0 * g.W + iw0;
+                        if (interior && l < lanes) {  // no bounds to check
+                            for (int i = 0; i < kIn; ++i)
+                                for (int j = 0; j < kIn; ++j)
+                                    d[(i * kIn + j) * nt + l] = xc[i * g.W + j];
+                            continue;
+                        }
                         for (int i = 0; i < kIn; ++i)
                             for (int j = 0; j < kIn; ++j)
                                 d[(i * kIn + j) * nt + l] =
@@ -256,6 +264,12 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     for (index_t l = 0; l < nt; ++l) {
                         const T* dyk = dy + (n * g.K + grp * Kg + kb * nt + l) * g.Ho * g.Wo +
                                        toh * g.Wo + tow;
+                        if (u < tc && l < lanes && oh_n == kOut && ow_n == kOut) {
+                            for (int i = 0; i < kOut; ++i)
+                                for (int j = 0; j < kOut; ++j)
+                                    d[(i * kOut + j) * nt + l] = dyk[i * g.Wo + j];
+                            continue;
+                        }
                         for (int i = 0; i < kOut; ++i)
                             for (int j = 0; j < kOut; ++j)
                                 d[(i * kOut + j) * nt + l] =

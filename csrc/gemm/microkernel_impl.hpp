@@ -167,17 +167,17 @@ void macro_indirect(index_t m, index_t n, index_t kc, const T* Ap, const T* b, c
 // One vector of outputs in each of NROWS output rows (rows `row_step` apart
 // in the patch) of KB output channels, accumulated in registers: KB*NROWS
 // independent FMA chains; each patch load serves KB channels, each
-// broadcast filter tap NROWS rows.
+// broadcast filter tap NROWS rows. `out` holds the starting values.
 template <class T, int KB, int NROWS>
 inline void corr_block(index_t cg, index_t R, index_t S, const T* w, index_t w_step,
                        const T* patch, index_t row_step, index_t c_stride, index_t r_stride,
-                       index_t s_stride, const T* init, typename Vec<T>::type (*out)[NROWS]) {
+                       index_t s_stride, typename Vec<T>::type (*out)[NROWS]) {
     using V = typename Vec<T>::type;
     V acc[KB][NROWS];
 #pragma GCC unroll 4
     for (int j = 0; j < KB; ++j)
 #pragma GCC unroll 8
-        for (int i = 0; i < NROWS; ++i) acc[j][i] = splat(init[j]);
+        for (int i = 0; i < NROWS; ++i) acc[j][i] = out[j][i];
     for (index_t c = 0; c < cg; ++c)
         for (index_t r = 0; r < R; ++r) {
             const T* src = patch + c * c_stride + r * r_stride;
@@ -204,16 +204,22 @@ inline void corr_block(index_t cg, index_t R, index_t S, const T* w, index_t w_s
         for (int i = 0; i < NROWS; ++i) out[j][i] = acc[j][i];
 }
 
-// Rows [0, rows) of KB output channels, NROWS rows at a time (then one).
+// Rows [0, rows) of KB output channels, NROWS rows at a time,
+// starting from init[j] or, with init null, from y (a later channel chunk).
 template <class T, int KB, int NROWS>
 void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
                   index_t w_step, const T* patch, index_t row_step, index_t c_stride,
                   index_t r_stride, index_t s_stride, const T* init, T* y, index_t y_step) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
-    V block[KB][NROWS], one[KB][1];
     for (index_t q = 0; q < wo; q += L) {
         const index_t n = wo - q < L ? wo - q : L;
+        auto get = [&](const T* src) {
+            if (n == L) return vload(src);
+            V v = V{};
+            for (index_t l = 0; l < n; ++l) v[l] = src[l];
+            return v;
+        };
         auto put = [&](T* dst, const V& v) {
             if (n == L) {
                 vstore(dst, v);
@@ -221,19 +227,26 @@ void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, co
                 for (index_t l = 0; l < n; ++l) dst[l] = v[l];
             }
         };
-        const T* pq = patch + q;
-        index_t i = 0;
-        for (; i + NROWS <= rows; i += NROWS) {
-            corr_block<T, KB, NROWS>(cg, R, S, w, w_step, pq + i * row_step, row_step, c_stride,
-                                     r_stride, s_stride, init, block);
+        auto run = [&](auto rows_tag, index_t i) {
+            constexpr int NR = decltype(rows_tag)::value;
+            V block[KB][NR];
             for (int j = 0; j < KB; ++j)
-                for (int t = 0; t < NROWS; ++t) put(y + j * y_step + (i + t) * wo + q, block[j][t]);
-        }
-        for (; i < rows; ++i) {
-            corr_block<T, KB, 1>(cg, R, S, w, w_step, pq + i * row_step, row_step, c_stride,
-                                 r_stride, s_stride, init, one);
-            for (int j = 0; j < KB; ++j) put(y + j * y_step + i * wo + q, one[j][0]);
-        }
+                for (int t = 0; t < NR; ++t)
+                    block[j][t] = init ? splat(init[j]) : get(y + j * y_step + (i + t) * wo + q);
+            corr_block<T, KB, NR>(cg, R, S, w, w_step, patch + q + i * row_step, row_step,
+                                  c_stride, r_stride, s_stride, block);
+            for (int j = 0; j < KB; ++j)
+                for (int t = 0; t < NR; ++t) put(y + j * y_step + (i + t) * wo + q, block[j][t]);
+        };
+        // NROWS rows at a time, the rest in halving blocks (no lone rows of
+        // one FMA chain when a block of 4 or 2 fits)
+        index_t i = 0;
+        for (; i + NROWS <= rows; i += NROWS) run(std::integral_constant<int, NROWS>{}, i);
+        if constexpr (NROWS > 4)
+            for (; i + 4 <= rows; i += 4) run(std::integral_constant<int, 4>{}, i);
+        if constexpr (NROWS > 2)
+            for (; i + 2 <= rows; i += 2) run(std::integral_constant<int, 2>{}, i);
+        for (; i < rows; ++i) run(std::integral_constant<int, 1>{}, i);
     }
 }
 
@@ -243,7 +256,7 @@ void corr_rows(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, inde
                const T* w, index_t w_step, const T* patch, index_t row_step, index_t c_stride,
                index_t r_stride, index_t s_stride, const T* init, T* y, index_t y_step) {
     switch (kb) {
-        case 1: return corr_rows_kb<T, 1, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
+        case 1: return corr_rows_kb<T, 1, 8>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         case 2: return corr_rows_kb<T, 2, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         case 3: return corr_rows_kb<T, 3, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         default: return corr_rows_kb<T, 4, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
