@@ -16,7 +16,7 @@ namespace {
 // be mostly padding: depthwise layers, scipy-style 2-D correlation and the
 // input gradient of single-channel layers run the direct loop instead.
 constexpr index_t kMinGemmRows = 4;
-// Output rows per task of the direct loop (at least; see correlate_direct).
+// Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
 
 // Indirect GEMM: per (image, group, band of output rows), fill the band's
@@ -93,23 +93,18 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
     const index_t Kg = p.Kg(), Cg = p.Cg(), sh = p.stride.h, dh = p.dilation.h, P = p.Ho * p.Wo;
     const PaddedTapRows cols(p.Wo, p.S, p.stride.w, p.dilation.w, p.pad.w, round_up(p.Wo, kern.nr));
     const bool whole_rows = sh == 1 && dh <= kDirectRows;
-    // With whole rows, blocks of at least 4x the halo of R-1 extra input rows
-    // (copied once per block): lenet's 5x5 input gradient, 28 rows, in one.
-    const index_t brows = whole_rows
-        ? std::clamp<index_t>(4 * (p.R - 1) * dh, kDirectRows, std::max(p.Ho, kDirectRows))
-        : kDirectRows;
-    const index_t prows = whole_rows ? brows + (p.R - 1) * dh : brows * p.R;
+    const index_t prows = whole_rows ? kDirectRows + (p.R - 1) * dh : kDirectRows * p.R;
     const index_t row_step = whole_rows ? cols.len : p.R * cols.len;
     const index_t tap_r = whole_rows ? dh * cols.len : cols.len;
-    const index_t row_blocks = ceil_div(p.Ho, brows);
+    const index_t row_blocks = ceil_div(p.Ho, kDirectRows);
     const index_t tasks = p.N * p.groups * row_blocks;
     const index_t per_thread = checked_mul(Cg, checked_mul(prows, cols.len, "conv2d"), "conv2d");
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "input patch");
 
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t n = t / (p.groups * row_blocks), grp = (t / row_blocks) % p.groups;
-        const index_t oh0 = (t % row_blocks) * brows;
-        const index_t oh1 = std::min(p.Ho, oh0 + brows);
+        const index_t oh0 = (t % row_blocks) * kDirectRows;
+        const index_t oh1 = std::min(p.Ho, oh0 + kDirectRows);
         T* patch = scratch.data() + tid * per_thread;
         for (index_t c = 0; c < Cg; ++c) {
             const T* xc = x + (n * p.C + grp * Cg + c) * p.H * p.W;
@@ -125,21 +120,16 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
                         fill((oh0 + i) * sh + r * dh - p.pad.h, pc + (i * p.R + r) * cols.len);
             }
         }
-        // Input channels in chunks whose patch rows stay in L1 (a
-        // vector column of every row of a chunk), the partial sums kept in y.
-        const index_t RS = p.R * p.S, CRS = Cg * RS;
-        const index_t chunk = std::max<index_t>(1, (index_t(24) << 10) / (prows * 128));
+        const index_t CRS = Cg * p.R * p.S;
         for (index_t k = grp * Kg; k < (grp + 1) * Kg; k += 4) {
             const index_t kb = std::min<index_t>(4, (grp + 1) * Kg - k);
             T init[4] = {};
             for (index_t j = 0; bias && j < kb; ++j) init[j] = bias[k + j];
-            for (index_t c0 = 0; c0 < Cg; c0 += chunk)
-                kern.corr_rows(p.Wo, oh1 - oh0, kb, std::min(chunk, Cg - c0), p.R, p.S,
-                               w + k * CRS + c0 * RS, CRS, patch + c0 * prows * cols.len,
-                               row_step, prows * cols.len, tap_r, cols.tap,
-                               c0 == 0 ? init : nullptr, y + ((n * p.K + k) * p.Ho + oh0) * p.Wo, P);
+            kern.corr_rows(p.Wo, oh1 - oh0, kb, Cg, p.R, p.S, w + k * CRS, CRS, patch, row_step,
+                           prows * cols.len, tap_r, cols.tap, init,
+                           y + ((n * p.K + k) * p.Ho + oh0) * p.Wo, P);
         }
-    }, Kg * Cg * p.R * p.S * brows * p.Wo);
+    }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
 
 }  // namespace

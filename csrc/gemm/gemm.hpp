@@ -34,8 +34,7 @@ struct Kernel {
     // (the loop for layers with too few output channels per group for a GEMM
     // tile): for j < kb,
     //   y[j*y_step + i*wo + q] = init[j] + sum_{c<cg, r<R, s<S} w[j*w_step + (c*R + r)*S + s]
-    //        * patch[i*row_step + c*c_stride + r*r_stride + s*s_stride + q],  q < wo;
-    // with init null, y's values in place of init[j] (channels in chunks).
+    //        * patch[i*row_step + c*c_stride + r*r_stride + s*s_stride + q],  q < wo.
     // The patch must be readable up to q = round_up(wo, nr) (zero padded).
     void (*corr_rows)(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, index_t S,
                       const T* w, index_t w_step, const T* patch, index_t row_step,

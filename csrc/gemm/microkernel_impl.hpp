@@ -204,8 +204,7 @@ inline void corr_block(index_t cg, index_t R, index_t S, const T* w, index_t w_s
         for (int i = 0; i < NROWS; ++i) out[j][i] = acc[j][i];
 }
 
-// Rows [0, rows) of KB output channels, NROWS rows at a time,
-// starting from init[j] or, with init null, from y (a later channel chunk).
+// Rows [0, rows) of KB output channels, NROWS rows at a time.
 template <class T, int KB, int NROWS>
 void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, const T* w,
                   index_t w_step, const T* patch, index_t row_step, index_t c_stride,
@@ -214,12 +213,6 @@ void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, co
     constexpr int L = kLanes<T>;
     for (index_t q = 0; q < wo; q += L) {
         const index_t n = wo - q < L ? wo - q : L;
-        auto get = [&](const T* src) {
-            if (n == L) return vload(src);
-            V v = V{};
-            for (index_t l = 0; l < n; ++l) v[l] = src[l];
-            return v;
-        };
         auto put = [&](T* dst, const V& v) {
             if (n == L) {
                 vstore(dst, v);
@@ -232,7 +225,7 @@ void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, co
             V block[KB][NR];
             for (int j = 0; j < KB; ++j)
                 for (int t = 0; t < NR; ++t)
-                    block[j][t] = init ? splat(init[j]) : get(y + j * y_step + (i + t) * wo + q);
+                    block[j][t] = splat(init[j]);
             corr_block<T, KB, NR>(cg, R, S, w, w_step, patch + q + i * row_step, row_step,
                                   c_stride, r_stride, s_stride, block);
             for (int j = 0; j < KB; ++j)
