@@ -45,6 +45,10 @@ def _workloads(rng):
     pool_kw = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
     xt = rng.integers(0, 4, (4, 16, 24, 22)).astype(np.float32)  # ties
     gyp = rng.standard_normal((4, 16, 13, 12)).astype(np.float32)  # max_pool2d(xt, **pool_kw)
+    # few input channels, strided, wide rows: the dot-product weight gradient
+    xs = rng.standard_normal((4, 3, 30, 64)).astype(np.float32)
+    ws = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    gys = rng.standard_normal((4, 8, 15, 32)).astype(np.float32)
     a = rng.standard_normal((120, 97))
     k = rng.standard_normal((9, 7))
     return {
@@ -52,6 +56,7 @@ def _workloads(rng):
         "conv2d_backward": lambda: convext.conv2d_backward(gy, x, w, **conv_kw),
         "conv2d_input_grad": lambda: convext.conv2d_input_grad(gy, w, x.shape, **conv_kw),
         "conv2d_weight_grad": lambda: convext.conv2d_weight_grad(gy, x, w.shape, **conv_kw),
+        "conv2d_few_channels_backward": lambda: convext.conv2d_backward(gys, xs, ws, stride=2, padding=2),
         "conv2d_depthwise": lambda: convext.conv2d(xd, wd, **dw_kw),
         "conv2d_depthwise_backward": lambda: convext.conv2d_backward(gyd, xd, wd, **dw_kw),
         "max_pool2d": lambda: convext.max_pool2d(xt, return_indices=True, **pool_kw),
@@ -65,7 +70,8 @@ def _workloads(rng):
     }
 
 
-OPS = ["conv2d", "conv2d_backward", "conv2d_input_grad", "conv2d_weight_grad", "conv2d_depthwise",
+OPS = ["conv2d", "conv2d_backward", "conv2d_input_grad", "conv2d_weight_grad",
+       "conv2d_few_channels_backward", "conv2d_depthwise",
        "conv2d_depthwise_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
        "avg_pool2d_backward", "relu", "correlate2d_valid", "correlate2d_full", "convolve2d_same"]
 
