@@ -245,7 +245,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
             const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
             for (index_t p0 = 0; p0 < P; p0 += KC) {
                 const index_t kc = std::min(KC, P - p0);
-                gemm::pack_a(Kg, kc, dyg + p0, P, 1, apack, mr);
+                kern.pack_a(Kg, kc, dyg + p0, P, 1, apack);
                 // Patch rows (one per weight column) -> transposed into panels.
                 for (index_t jp = 0; jp < nj; jp += nr) {
                     const index_t w = std::min<index_t>(nr, nj - jp);

@@ -39,8 +39,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, op), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
-        gemm::pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1,
-                     apack.data() + g * Kg_up * KD + Kg_up * k0, mr);
+        kern.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
     });
     Buffer<index_t> off(KD, "tap offsets");
     for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k);

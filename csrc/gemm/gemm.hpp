@@ -27,6 +27,9 @@ struct Kernel {
     // the n values at b + off[k], each readable up to round_up(n, nr).
     void (*macro_indirect)(index_t m, index_t n, index_t kc, const T* Ap, const T* b,
                            const index_t* off, T* C, index_t ldc, bool accumulate);
+    // Pack rows [0, m) x cols [0, kc) of a matrix with element (i, j) at
+    // A[i*rs + j*cs] into mr-row panels, zero padded to round_up(m, mr).
+    void (*pack_a)(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap);
     // Pack a B block given by columns: column j < n is the kc values at
     // cols + j*ld; nr-column panels, zero padded to round_up(n, nr).
     void (*pack_b_cols)(index_t kc, index_t n, const T* cols, index_t ld, T* Bp);
@@ -84,47 +87,6 @@ constexpr index_t kKC = 256;
 template <class T>
 constexpr index_t kNC = 196608 / (256 * index_t(sizeof(T)));
 constexpr index_t kMC = 120;  // a multiple of every kernel's mr (6, 8, 12)
-
-// Pack rows [0, m) x cols [0, kc) of a matrix with element (i, j) at
-// A[i * rs + j * cs] into mr-row panels. The kernels' mr (6 or 8) is made a
-// compile-time constant so that the inner loop unrolls: measured, 2 threads,
-// weight gradients of the stem / down1x1s2 / lenet rows run 217 / 244 / 76
-// GFLOP/s with it and 172 / 207 / 65 with a runtime mr.
-template <class T, int MR>
-void pack_a_fixed(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
-    for (index_t i0 = 0; i0 < m; i0 += MR, Ap += kc * MR) {
-        const index_t rows = m - i0 < MR ? m - i0 : MR;
-        const T* src = A + i0 * rs;
-        if (rows == MR) {
-            for (index_t j = 0; j < kc; ++j)
-                for (int i = 0; i < MR; ++i) Ap[j * MR + i] = src[i * rs + j * cs];
-            continue;
-        }
-        for (index_t j = 0; j < kc; ++j) {
-            index_t i = 0;
-            for (; i < rows; ++i) Ap[j * MR + i] = src[i * rs + j * cs];
-            for (; i < MR; ++i) Ap[j * MR + i] = T(0);
-        }
-    }
-}
-
-template <class T>
-void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap, int mr) {
-    switch (mr) {
-        case 6: return pack_a_fixed<T, 6>(m, kc, A, rs, cs, Ap);
-        case 8: return pack_a_fixed<T, 8>(m, kc, A, rs, cs, Ap);
-        default: break;
-    }
-    for (index_t i0 = 0; i0 < m; i0 += mr, Ap += kc * mr) {
-        const index_t rows = m - i0 < mr ? m - i0 : mr;
-        for (index_t j = 0; j < kc; ++j) {
-            const T* src = A + i0 * rs + j * cs;
-            index_t i = 0;
-            for (; i < rows; ++i) Ap[j * mr + i] = src[i * rs];
-            for (; i < mr; ++i) Ap[j * mr + i] = T(0);
-        }
-    }
-}
 
 // Size of a packed A block / B block.
 inline index_t packed_a_size(index_t m, index_t kc, int mr) { return round_up(m, mr) * kc; }
