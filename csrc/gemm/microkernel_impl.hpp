@@ -243,13 +243,14 @@ void corr_rows_kb(index_t wo, index_t rows, index_t cg, index_t R, index_t S, co
     }
 }
 
-// Up to 4 output channels at once: 8 rows of one channel, 4 rows of 2-4.
+// Up to 4 output channels at once, 4 rows at a time (8 rows of one channel:
+// no faster in A/B runs).
 template <class T>
 void corr_rows(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, index_t S,
                const T* w, index_t w_step, const T* patch, index_t row_step, index_t c_stride,
                index_t r_stride, index_t s_stride, const T* init, T* y, index_t y_step) {
     switch (kb) {
-        case 1: return corr_rows_kb<T, 1, 8>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
+        case 1: return corr_rows_kb<T, 1, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         case 2: return corr_rows_kb<T, 2, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         case 3: return corr_rows_kb<T, 3, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
         default: return corr_rows_kb<T, 4, 4>(wo, rows, cg, R, S, w, w_step, patch, row_step, c_stride, r_stride, s_stride, init, y, y_step);
