@@ -202,7 +202,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
     const index_t Kg = g.Kg(), Cg = g.Cg();
     const index_t tiles_h = ceil_div(g.Ho, kOut), tiles_w = ceil_div(g.Wo, kOut);
     const index_t tiles = checked_mul(g.N, tiles_h * tiles_w, "conv2d_weight_grad");
-    constexpr index_t TC = 128;  // tiles per chunk: the GEMMs' depth
+    constexpr index_t TC = 32;  // tiles per chunk: the GEMMs' depth (A/B, res3x3 rows: 32 beat 16, 64, 128, 256)
     const index_t Cg_up = round_up(Cg, mr), Kg_up = round_up(Kg, nt);
     const index_t cblocks = ceil_div(Cg, nt), kblocks = ceil_div(Kg, nt);
     const char* op = "conv2d_weight_grad";
