@@ -232,19 +232,16 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                                       iw0 + kIn <= g.W;
                 for (index_t cb = 0; cb < cblocks; ++cb) {
                     const index_t lanes = std::min<index_t>(nt, Cg - cb * nt);
-                    for (index_t l = 0; l < nt; ++l) {
-                        const T* xc = x + (n * g.C + grp * Cg + cb * nt + l) * g.H * g.W +
-                                      ih0 * g.W + iw0;
-                        if (interior && l < lanes) {  // no bounds to check
+                    const T* xb = x + (n * g.C + grp * Cg + cb * nt) * g.H * g.W + ih0 * g.W + iw0;
+                    if (interior && lanes == nt) {  // no bounds: the ISA's transposing pack
+                        for (int i = 0; i < kIn; ++i)
+                            kern.pack_b_cols(kIn, nt, xb + i * g.W, g.H * g.W, d + i * kIn * nt);
+                    } else {
+                        for (index_t l = 0; l < nt; ++l)
                             for (int i = 0; i < kIn; ++i)
                                 for (int j = 0; j < kIn; ++j)
-                                    d[(i * kIn + j) * nt + l] = xc[i * g.W + j];
-                            continue;
-                        }
-                        for (int i = 0; i < kIn; ++i)
-                            for (int j = 0; j < kIn; ++j)
-                                d[(i * kIn + j) * nt + l] =
-                                    l < lanes && row_in[i] && col_in[j] ? xc[i * g.W + j] : T(0);
+                                    d[(i * kIn + j) * nt + l] = l < lanes && row_in[i] && col_in[j]
+                                        ? xb[l * g.H * g.W + i * g.W + j] : T(0);
                     }
                     kern.winograd_input(d, z, nt);
                     // Lane l (channel c) goes to row c % mr of A panel c / mr, depth u.
@@ -261,19 +258,16 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                 const index_t oh_n = std::min<index_t>(kOut, g.Ho - toh), ow_n = std::min<index_t>(kOut, g.Wo - tow);
                 for (index_t kb = 0; kb < kblocks; ++kb) {
                     const index_t lanes = std::min<index_t>(nt, Kg - kb * nt);
-                    for (index_t l = 0; l < nt; ++l) {
-                        const T* dyk = dy + (n * g.K + grp * Kg + kb * nt + l) * g.Ho * g.Wo +
-                                       toh * g.Wo + tow;
-                        if (u < tc && l < lanes && oh_n == kOut && ow_n == kOut) {
+                    const T* dyb = dy + (n * g.K + grp * Kg + kb * nt) * g.Ho * g.Wo + toh * g.Wo + tow;
+                    if (u < tc && lanes == nt && oh_n == kOut && ow_n == kOut) {
+                        for (int i = 0; i < kOut; ++i)
+                            kern.pack_b_cols(kOut, nt, dyb + i * g.Wo, g.Ho * g.Wo, d + i * kOut * nt);
+                    } else {
+                        for (index_t l = 0; l < nt; ++l)
                             for (int i = 0; i < kOut; ++i)
                                 for (int j = 0; j < kOut; ++j)
-                                    d[(i * kOut + j) * nt + l] = dyk[i * g.Wo + j];
-                            continue;
-                        }
-                        for (int i = 0; i < kOut; ++i)
-                            for (int j = 0; j < kOut; ++j)
-                                d[(i * kOut + j) * nt + l] =
-                                    u < tc && l < lanes && i < oh_n && j < ow_n ? dyk[i * g.Wo + j] : T(0);
+                                    d[(i * kOut + j) * nt + l] = u < tc && l < lanes && i < oh_n && j < ow_n
+                                        ? dyb[l * g.Ho * g.Wo + i * g.Wo + j] : T(0);
                     }
                     kern.winograd_grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
                 }
