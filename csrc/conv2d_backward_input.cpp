@@ -104,29 +104,34 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
 
     // With a stride, the phases are computed a few images at a time (dy of at
     // most ~2 MiB, so that the phases after the first find it in cache; at
-    // least one image) into a buffer and scattered into dx.
-    parallel_for(g.N * g.C, [&](index_t i, int) {
-        std::fill(dx + i * HW, dx + (i + 1) * HW, T(0));
-    });
+    // least one image) into buffers, then dx is written once, row by row:
+    // zeros, and each phase's values at their stride.
     const index_t dy_image = checked_mul(g.K, g.Ho * g.Wo, op);
-    const index_t phase_image = checked_mul(g.C, ceil_div(g.H, sh) * ceil_div(g.W, sw), op);
     const index_t cap = (index_t(2) << 20) / index_t(sizeof(T));
-    const index_t images = std::clamp<index_t>(cap / std::max(dy_image, phase_image), 1, g.N);
-    Buffer<T> phase_out(checked_mul(images, phase_image, op), "input-gradient phase");
+    const index_t images = std::clamp<index_t>(cap / std::max(dy_image, g.C * HW), 1, g.N);
+    std::vector<index_t> offset(phases.size() + 1, 0);  // of each phase's buffer
+    for (std::size_t f = 0; f < phases.size(); ++f) {
+        const index_t size = checked_mul(images * g.C, phases[f].th.out * phases[f].tw.out, op);
+        offset[f + 1] = checked_add(offset[f], size, op);
+    }
+    Buffer<T> phase_out(offset.back(), "input-gradient phases");
     for (index_t n0 = 0; n0 < g.N; n0 += images) {
         const index_t nb = std::min(images, g.N - n0);
-        for (const Phase& ph : phases) {
-            const CorrelationPlan p = plan(ph, nb);
-            correlate_nchw(p, dy + n0 * dy_image, ph.sub.data(), static_cast<const T*>(nullptr),
-                           phase_out.data());
-            const index_t plane = p.Ho * p.Wo;
-            parallel_for(nb * g.C, [&](index_t i, int) {
-                const T* src = phase_out.data() + i * plane;
-                T* dst = dx + (n0 * g.C + i) * HW + ph.phi * g.W + ph.psi;
-                for (index_t q = 0; q < p.Ho; ++q)
-                    for (index_t t = 0; t < p.Wo; ++t) dst[q * sh * g.W + t * sw] = src[q * p.Wo + t];
-            }, plane);
-        }
+        for (std::size_t f = 0; f < phases.size(); ++f)
+            correlate_nchw(plan(phases[f], nb), dy + n0 * dy_image, phases[f].sub.data(),
+                           static_cast<const T*>(nullptr), phase_out.data() + offset[f]);
+        parallel_for(nb * g.C * g.H, [&](index_t row, int) {
+            const index_t i = row / g.H, ih = row % g.H;  // i: (image, channel) in the chunk
+            T* dst = dx + (n0 * g.C + i) * HW + ih * g.W;
+            std::fill(dst, dst + g.W, T(0));
+            for (std::size_t f = 0; f < phases.size(); ++f) {
+                const Phase& ph = phases[f];
+                if (ih % sh != ph.phi) continue;
+                const T* src =
+                    phase_out.data() + offset[f] + (i * ph.th.out + ih / sh) * ph.tw.out;
+                for (index_t t = 0; t < ph.tw.out; ++t) dst[ph.psi + t * sw] = src[t];
+            }
+        }, g.W);
     }
 }
 
