@@ -56,12 +56,9 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
         T* acc = xp + Cg * g.H * plen;
         const T** dy_rows = pairs.data() + tid * 2 * g.Ho;
         const T** x_rows = dy_rows + g.Ho;
-        bool finite = true;
-        for (index_t n = 0; n < g.N && finite; ++n) {
-            const T* d = dy + (n * g.K + k) * P;
-            for (index_t i = 0; i < P; ++i) finite &= std::isfinite(d[i]);
-        }
-        if (!finite) {  // every product, padding included, in a fixed order
+        // dy is checked for Inf / NaN while it is copied (below); if it holds
+        // any, the lane sums are dropped and this loop runs instead.
+        auto exact = [&] {  // every product, padding included, in a fixed order
             for (index_t c = 0; c < Cg; ++c)
                 for (index_t r = 0; r < g.R; ++r)
                     for (index_t s = 0; s < g.S; ++s) {
@@ -80,15 +77,22 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                         }
                         dw[((k * Cg + c) * g.R + r) * g.S + s] = sum;
                     }
-            return;
-        }
+        };
         std::fill(acc, acc + Cg * RS * L, T(0));
         for (index_t n = 0; n < g.N; ++n) {
             const T* dyk = dy + (n * g.K + k) * P;
+            int nonfinite = 0;  // v - v is NaN exactly for Inf and NaN
             for (index_t oh = 0; oh < g.Ho; ++oh) {
-                std::copy(dyk + oh * g.Wo, dyk + (oh + 1) * g.Wo, dyp + oh * wq);
-                std::fill(dyp + oh * wq + g.Wo, dyp + (oh + 1) * wq, T(0));
+                const T* src = dyk + oh * g.Wo;
+                T* dst = dyp + oh * wq;
+                for (index_t q = 0; q < g.Wo; ++q) {
+                    const T v = src[q], z = v - v;
+                    dst[q] = v;
+                    nonfinite |= z != z;
+                }
+                std::fill(dst + g.Wo, dst + wq, T(0));
             }
+            if (nonfinite) return exact();
             for (index_t c = 0; c < Cg; ++c) {
                 const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
                 T* xpc = xp + c * g.H * plen;
