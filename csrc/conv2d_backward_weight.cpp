@@ -43,19 +43,24 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
     const PaddedTapRows cols(g.Wo, g.S, sw, dwl, g.padding.w, wq);
     const index_t plen = cols.len;
     // Per thread: dy plane (Ho x wq), x planes (Cg x H x plen), lane sums
-    // (Cg*R*S x L); and the row pairs of one filter row.
-    const index_t per_thread = g.Ho * wq + Cg * g.H * plen + Cg * RS * L;
+    // (Cg*R*S x L), a zero row (the padding rows); and the row pointers:
+    // dy's, and for each output row the R input rows it meets.
+    const index_t per_thread = g.Ho * wq + Cg * g.H * plen + Cg * RS * L + plen;
     const int nt = threads_for(g.K);
     Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d_weight_grad"), "tap rows");
-    Buffer<const T*> pairs(checked_mul(nt, 2 * g.Ho, "conv2d_weight_grad"), "row pointers");
+    const index_t nptr = checked_mul(g.Ho, g.R + 1, "conv2d_weight_grad");
+    Buffer<const T*> pointers(checked_mul(nt, nptr, "conv2d_weight_grad"), "row pointers");
 
     parallel_for(g.K, [&](index_t k, int tid) {
         const index_t grp = k / Kg;
         T* dyp = scratch.data() + tid * per_thread;
         T* xp = dyp + g.Ho * wq;
         T* acc = xp + Cg * g.H * plen;
-        const T** dy_rows = pairs.data() + tid * 2 * g.Ho;
+        T* zeros = acc + Cg * RS * L;
+        std::fill(zeros, zeros + plen, T(0));
+        const T** dy_rows = pointers.data() + tid * nptr;
         const T** x_rows = dy_rows + g.Ho;
+        for (index_t oh = 0; oh < g.Ho; ++oh) dy_rows[oh] = dyp + oh * wq;
         // dy is checked for Inf / NaN while it is copied (below); if it holds
         // any, the lane sums are dropped and this loop runs instead.
         auto exact = [&] {  // every product, padding included, in a fixed order
@@ -97,16 +102,12 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                 const T* xc = x + (n * g.C + grp * Cg + c) * g.H * g.W;
                 T* xpc = xp + c * g.H * plen;
                 for (index_t ih = 0; ih < g.H; ++ih) cols.fill(xc + ih * g.W, g.W, xpc + ih * plen);
-                for (index_t r = 0; r < g.R; ++r) {
-                    index_t rows = 0;
-                    for (index_t oh = 0; oh < g.Ho; ++oh) {
+                for (index_t oh = 0; oh < g.Ho; ++oh)
+                    for (index_t r = 0; r < g.R; ++r) {
                         const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
-                        if (ih < 0 || ih >= g.H) continue;  // only zero padding there
-                        dy_rows[rows] = dyp + oh * wq;
-                        x_rows[rows++] = xpc + ih * plen;
+                        x_rows[oh * g.R + r] = ih < 0 || ih >= g.H ? zeros : xpc + ih * plen;
                     }
-                    kern.dot_taps(rows, wq, g.S, dy_rows, x_rows, cols.tap, acc + (c * RS + r * g.S) * L);
-                }
+                kern.dot_taps(g.Ho, wq, g.R, g.S, dy_rows, x_rows, cols.tap, acc + c * RS * L);
             }
         }
         for (index_t i = 0; i < Cg * RS; ++i) {

@@ -43,11 +43,13 @@ struct Kernel {
                       const T* w, index_t w_step, const T* patch, index_t row_step,
                       index_t c_stride, index_t r_stride, index_t s_stride, const T* init, T* y,
                       index_t y_step);
-    // acc[s*lanes + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i][q + s*s_stride]
-    // for s < S over `rows` row pairs (wq a multiple of lanes, rows zero padded).
+    // acc[(r*S + s)*lanes + l] += lane l of
+    //     sum_i sum_{q<wq} dy[i][q] * x[i*R + r][q + s*s_stride]
+    // for r < R, s < S over `rows` output rows (depthwise weight gradient:
+    // x[i*R + r] is the input row filter row r meets; wq a multiple of lanes).
     int lanes;
-    void (*dot_taps)(index_t rows, index_t wq, index_t S, const T* const* dy, const T* const* x,
-                     index_t s_stride, T* acc);
+    void (*dot_taps)(index_t rows, index_t wq, index_t R, index_t S, const T* const* dy,
+                     const T* const* x, index_t s_stride, T* acc);
     // Winograd F(4x4, 3x3) transforms of one panel of nr tiles (lanes):
     // v[xi*v_stride + l] = (B^T d_l B)[xi] for 6x6 input tiles d[(i*6 + j)*nr + l];
     // y[(i*4 + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].

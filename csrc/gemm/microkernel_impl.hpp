@@ -257,28 +257,52 @@ void corr_rows(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, inde
     }
 }
 
-// acc[s*L + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i][q + s*s_stride]
-// over `rows` row pairs, s < S: the S weight taps of one filter row
-// (depthwise weight gradient). wq is a multiple of L; rows zero padded.
-template <class T>
-void dot_taps(index_t rows, index_t wq, index_t S, const T* const* dy, const T* const* x,
-              index_t s_stride, T* acc) {
+// acc[(r*S + s)*L + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i*R + r][q + s*s_stride]
+// for every tap (r, s): the depthwise weight gradient, output row i meeting
+// input row x[i*R + r] under filter row r. wq is a multiple of L; rows zero
+// padded. NU taps (from u0) at a time in registers: independent FMA chains
+// that share each dy load (a 3x3 filter: 9 at once).
+template <class T, int NU>
+inline void dot_taps_block(index_t rows, index_t wq, index_t R, index_t S, const T* const* dy,
+                           const T* const* x, index_t s_stride, index_t u0, T* acc) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
-    constexpr index_t kTaps = 8;  // accumulators held in registers at a time
-    for (index_t s0 = 0; s0 < S; s0 += kTaps) {
-        const index_t ns = S - s0 < kTaps ? S - s0 : kTaps;
-        V a[kTaps];
-        for (index_t s = 0; s < ns; ++s) a[s] = vload(acc + (s0 + s) * L);
-        for (index_t i = 0; i < rows; ++i) {
-            const T* d = dy[i];
-            const T* xs = x[i] + s0 * s_stride;
-            for (index_t q = 0; q < wq; q += L) {
-                const V dv = vload(d + q);
-                for (index_t s = 0; s < ns; ++s) a[s] += dv * vload(xs + q + s * s_stride);
-            }
+    V a[NU];
+    index_t off[NU], row[NU];  // tap u: x row i*R + row[u], column offset off[u]
+#pragma GCC unroll 16
+    for (int u = 0; u < NU; ++u) {
+        a[u] = vload(acc + (u0 + u) * L);
+        row[u] = (u0 + u) / S;
+        off[u] = (u0 + u) % S * s_stride;
+    }
+    for (index_t i = 0; i < rows; ++i) {
+        const T* d = dy[i];
+        const T* xs[NU];
+#pragma GCC unroll 16
+        for (int u = 0; u < NU; ++u) xs[u] = x[i * R + row[u]] + off[u];
+        for (index_t q = 0; q < wq; q += L) {
+            const V dv = vload(d + q);
+#pragma GCC unroll 16
+            for (int u = 0; u < NU; ++u) a[u] += dv * vload(xs[u] + q);
         }
-        for (index_t s = 0; s < ns; ++s) vstore(acc + (s0 + s) * L, a[s]);
+    }
+#pragma GCC unroll 16
+    for (int u = 0; u < NU; ++u) vstore(acc + (u0 + u) * L, a[u]);
+}
+
+template <class T>
+void dot_taps(index_t rows, index_t wq, index_t R, index_t S, const T* const* dy,
+              const T* const* x, index_t s_stride, T* acc) {
+    for (index_t u0 = 0, taps = R * S; u0 < taps;) {
+        const index_t n = taps - u0;
+        switch (n >= 9 ? (n == 9 ? 9 : 8) : n) {
+#define CONVEXT_DOT_TAPS(NU) \
+    case NU: dot_taps_block<T, NU>(rows, wq, R, S, dy, x, s_stride, u0, acc); u0 += NU; break;
+            CONVEXT_DOT_TAPS(1) CONVEXT_DOT_TAPS(2) CONVEXT_DOT_TAPS(3) CONVEXT_DOT_TAPS(4)
+            CONVEXT_DOT_TAPS(5) CONVEXT_DOT_TAPS(6) CONVEXT_DOT_TAPS(7) CONVEXT_DOT_TAPS(8)
+            CONVEXT_DOT_TAPS(9)
+#undef CONVEXT_DOT_TAPS
+        }
     }
 }
 
