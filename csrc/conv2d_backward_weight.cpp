@@ -29,9 +29,10 @@ constexpr index_t kTargetTasks = 16;
 // Few output channels per group (depthwise): one task per output channel.
 // Per image, the dy plane and each input plane of the group are copied into
 // zero-padded rows (x: tap s at s*tap, unit stride, as in the forward direct
-// loop); then for each filter row r the ISA's dot_taps adds, over all output
-// rows, the dot products of dy rows with the x rows they met, one lane-wise
-// partial sum per tap s. Products with the zero padding add nothing, unless dy
+// loop); then the ISA's dot_taps adds, over all output rows, the dot products
+// of each dy row with the R input rows it met (a zero row for the padding),
+// one lane-wise partial sum per tap (r, s), all taps per pass over dy.
+// Products with the zero padding add nothing, unless dy
 // holds an Inf or NaN (IEEE, PyTorch and the GEMM path then make them NaN):
 // planes of dy with one take the exact loop over every position instead.
 template <class T>
