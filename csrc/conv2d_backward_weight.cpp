@@ -148,7 +148,7 @@ void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
 // forward's phase planes (PhasePlanes) both are unit-stride rows. Per (chunk
 // of the batch, group), per image and band of output rows: fill x's planes,
 // copy the band of dy into rows of round_up(Wo, lanes) values, zero padded,
-// and let dot_tile add each 4 x 4 tile of (k, crs) lane-wise. No transposes
+// and let dot_tile add each kDotK x kDotJ tile of (k, crs) lane-wise. No transposes
 // and no packed panels; the lane sums are added at the end.
 template <class T>
 void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
@@ -158,7 +158,8 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const PhasePlanes pp(plan, ceil_div(1024, g.Wo));
     const index_t band = pp.band, wq = round_up(g.Wo, L);
-    const index_t kt = ceil_div(Kg, 4), jt = ceil_div(KD, 4), tile = 16 * L;
+    constexpr index_t KB = gemm::kDotK, JB = gemm::kDotJ;
+    const index_t kt = ceil_div(Kg, KB), jt = ceil_div(KD, JB), tile = KB * JB * L;
     const index_t chunks = std::min(g.N, kTargetTasks);
     const index_t dw_size = g.K * KD;
     const index_t acc_size = checked_mul(kt * jt, tile, op);
@@ -192,12 +193,12 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                 }
                 // Edge tiles repeat the last k / crs; their sums are dropped.
                 for (index_t a = 0; a < kt; ++a) {
-                    const T* d[4];
-                    for (index_t i = 0; i < 4; ++i)
-                        d[i] = dyb + std::min(a * 4 + i, Kg - 1) * band * wq;
+                    const T* d[KB];
+                    for (index_t i = 0; i < KB; ++i)
+                        d[i] = dyb + std::min(a * KB + i, Kg - 1) * band * wq;
                     for (index_t b = 0; b < jt; ++b) {
-                        const T* xs[4];
-                        for (index_t j = 0; j < 4; ++j) xs[j] = planes + off[std::min(b * 4 + j, KD - 1)];
+                        const T* xs[JB];
+                        for (index_t j = 0; j < JB; ++j) xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
                         kern.dot_tile(rows, g.Wo, d, wq, xs, pp.lw, acc + (a * jt + b) * tile);
                     }
                 }
@@ -205,7 +206,7 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD;
         for (index_t k = 0; k < Kg; ++k)
             for (index_t crs = 0; crs < KD; ++crs) {
-                const T* lanes = acc + ((k / 4) * jt + crs / 4) * tile + ((k % 4) * 4 + crs % 4) * L;
+                const T* lanes = acc + ((k / KB) * jt + crs / JB) * tile + ((k % KB) * JB + crs % JB) * L;
                 T sum = T(0);
                 for (index_t l = 0; l < L; ++l) sum += lanes[l];
                 out[k * KD + crs] = sum;

@@ -504,9 +504,10 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
     }
 }
 
-// A 4 x 4 tile of the weight gradient's dot products over output positions:
-//   acc[(i*4 + j)*L + l] += lane l of sum_{t < rows} sum_{q < round_up(wo, L)}
-//       dy[i][t*dy_step + q] * (q < wo ? x[j][t*x_step + q] : 0),  i, j < 4.
+// A KB x JB tile (kDotK x kDotJ) of the weight gradient's dot products over
+// output positions:
+//   acc[(i*JB + j)*L + l] += lane l of sum_{t < rows} sum_{q < round_up(wo, L)}
+//       dy[i][t*dy_step + q] * (q < wo ? x[j][t*x_step + q] : 0),  i < KB, j < JB.
 // The x lanes past wo are masked off (they hold other taps' values, which
 // may be Inf); the caller zero pads the dy rows there.
 template <class T>
@@ -515,7 +516,7 @@ void dot_tile(index_t rows, index_t wo, const T* const* dy, index_t dy_step, con
     using V = typename Vec<T>::type;
     using I = typename IntOf<T>::type;
     typedef I VI __attribute__((vector_size(CONVEXT_VBYTES)));
-    constexpr int L = kLanes<T>, KB = 4, JB = 4;
+    constexpr int L = kLanes<T>, KB = kDotK, JB = kDotJ;
     V a[KB][JB];
     for (int i = 0; i < KB; ++i)
         for (int j = 0; j < JB; ++j) a[i][j] = vload(acc + (i * JB + j) * L);
