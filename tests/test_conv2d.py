@@ -44,6 +44,12 @@ CONV_CASES = [
     # few input channels, rows of whole vectors plus a tail: the weight
     # gradient's dot-product path, with a short last band and edge tiles
     ("dot_wgrad_tails", (2, 3, 50, 28), (5, 3, 5, 5), 1, 0, 1, 1),
+    # few outputs from many inputs over 8+ images: multiply, then shift and
+    # add (the input gradient here; the forward below), with bands of rows
+    ("shift_add_input_grad", (8, 2, 12, 11), (16, 2, 3, 3), 1, 1, 1, 1),
+    ("shift_add_dilated", (8, 9, 11, 13), (3, 9, 3, 2), 1, (2, 1), (2, 3), 1),
+    ("shift_add_groups", (8, 16, 7, 9), (4, 8, 3, 3), 1, 1, 1, 2),
+    ("shift_add_bands", (8, 8, 40, 30), (2, 8, 3, 3), 1, 1, 1, 1),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 

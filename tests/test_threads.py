@@ -45,10 +45,11 @@ def _workloads(rng):
     pool_kw = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
     xt = rng.integers(0, 4, (4, 16, 24, 22)).astype(np.float32)  # ties
     gyp = rng.standard_normal((4, 16, 13, 12)).astype(np.float32)  # max_pool2d(xt, **pool_kw)
-    # few input channels, strided, wide rows: the dot-product weight gradient
-    xs = rng.standard_normal((4, 3, 30, 64)).astype(np.float32)
+    # few input channels, strided, wide rows, 8 images: the dot-product weight
+    # gradient and the shift-add input gradient
+    xs = rng.standard_normal((8, 3, 30, 64)).astype(np.float32)
     ws = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
-    gys = rng.standard_normal((4, 8, 15, 32)).astype(np.float32)
+    gys = rng.standard_normal((8, 8, 15, 32)).astype(np.float32)
     a = rng.standard_normal((120, 97))
     k = rng.standard_normal((9, 7))
     return {
