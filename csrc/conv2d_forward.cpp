@@ -7,6 +7,7 @@
 #include "gemm/gemm.hpp"
 #include "im2col.hpp"
 #include "parallel.hpp"
+#include "rows_gemm.hpp"
 #include "winograd.hpp"
 
 namespace convext {
@@ -105,65 +106,38 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
 // number of threads.
 template <class T>
 void correlate_shift_add(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
-    const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr, nr = kern.nr;
-    const char* op = "conv2d";
-    const index_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, M = Kg * RS, M_up = round_up(M, mr);
-    const index_t HW = p.H * p.W, P = p.Ho * p.Wo, KC = gemm::kKC<T>, nkb = ceil_div(Cg, KC);
-    const index_t band = std::clamp<index_t>(ceil_div(512, p.W), 1, p.H), ldb = band * p.W + nr;
-
-    // A: rows (k, r, s), depth c; per group, per depth block, mr-row panels.
-    Buffer<T> wt(checked_mul(p.groups * M, Cg, op), "transposed weights");
-    Buffer<T> apack(checked_mul(p.groups * M_up, Cg, op), "packed weights");
-    parallel_for(p.groups * nkb, [&](index_t t, int) {
-        const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, Cg - k0);
-        T* wg = wt.data() + g * M * Cg;
-        for (index_t i = 0; i < M; ++i)
-            for (index_t c = k0; c < k0 + kc; ++c)
-                wg[i * Cg + c] = w[((g * Kg + i / RS) * Cg + c) * RS + i % RS];
-        kern.pack_a(M, kc, wg + k0, Cg, 1, apack.data() + g * M_up * Cg + M_up * k0);
+    const index_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, M = Kg * RS;
+    const index_t HW = p.H * p.W, P = p.Ho * p.Wo;
+    const index_t band = std::clamp<index_t>(ceil_div(512, p.W), 1, p.H), ldz = band * p.W;
+    // A: rows (k, r, s), depth c; B: the input channels' rows.
+    const RowsGemm<T> gemm(p.groups, M, Cg, HW, ldz, [&](index_t g, index_t i, index_t c) {
+        return w[((g * Kg + i / RS) * Cg + c) * RS + i % RS];
     });
-    // B rows: channel c of the input at c*HW, read in place, except in the
-    // band whose last register tile would read past the end of x (copied,
-    // zero padded, channel c at c*ldb).
-    Buffer<index_t> off(2 * Cg, "row offsets");
-    for (index_t c = 0; c < Cg; ++c) off[c] = c * HW, off[Cg + c] = c * ldb;
-
     const index_t tasks = p.N * p.groups;
-    const index_t per_thread = checked_add(checked_mul(Cg, ldb, op), checked_mul(M, band * p.W, op), op);
-    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input rows and products");
+    const index_t per_thread = checked_add(gemm.staging_size(), checked_mul(M, ldz, "conv2d"), "conv2d");
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "products");
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t n = t / p.groups, g = t % p.groups;
-        T* rowsb = scratch.data() + tid * per_thread;
-        T* z = rowsb + Cg * ldb;
+        T* staging = scratch.data() + tid * per_thread;
+        T* z = staging + gemm.staging_size();
         const T* xg = x + (n * p.C + g * Cg) * HW;
         T* yg = y + (n * p.K + g * Kg) * P;
         for (index_t k = 0; k < Kg; ++k)
             std::fill(yg + k * P, yg + (k + 1) * P, bias ? bias[g * Kg + k] : T(0));
         for (index_t ih0 = 0; ih0 < p.H; ih0 += band) {
-            const index_t np = std::min(band, p.H - ih0) * p.W;
-            const bool copy = t == tasks - 1 && ih0 * p.W + np == HW;
-            for (index_t c = 0; copy && c < Cg; ++c) {
-                std::copy(xg + c * HW + ih0 * p.W, xg + c * HW + ih0 * p.W + np, rowsb + c * ldb);
-                std::fill(rowsb + c * ldb + np, rowsb + c * ldb + np + nr, T(0));
-            }
-            const T* b = copy ? rowsb : xg + ih0 * p.W;
-            const T* ag = apack.data() + g * M_up * Cg;
-            for (index_t k0 = 0; k0 < Cg; k0 += KC)
-                for (index_t m0 = 0; m0 < M; m0 += gemm::kMC)
-                    kern.macro_indirect(std::min(gemm::kMC, M - m0), np, std::min(KC, Cg - k0),
-                                        ag + M_up * k0 + m0 * std::min(KC, Cg - k0), b,
-                                        off.data() + (copy ? Cg : 0) + k0, z + m0 * band * p.W,
-                                        band * p.W, k0 > 0);
+            const index_t rows = std::min(band, p.H - ih0);
+            // the last band of the last image would read past the end of x
+            gemm.run(g, xg + ih0 * p.W, HW, rows * p.W, t == tasks - 1 && ih0 + rows == p.H,
+                     staging, z, ldz);
             for (index_t i = 0; i < M; ++i) {
                 const index_t k = i / RS, r = (i / p.S) % p.R, s = i % p.S;
                 const index_t shift = s * p.dilation.w - p.pad.w;  // iw = ow + shift
                 const index_t lo = std::clamp<index_t>(-shift, 0, p.Wo);
                 const index_t hi = std::clamp<index_t>(p.W - shift, lo, p.Wo);
-                for (index_t ih = ih0; ih < ih0 + np / p.W; ++ih) {
+                for (index_t ih = ih0; ih < ih0 + rows; ++ih) {
                     const index_t oh = ih - r * p.dilation.h + p.pad.h;
                     if (oh < 0 || oh >= p.Ho) continue;
-                    const T* src = z + i * band * p.W + (ih - ih0) * p.W + shift;
+                    const T* src = z + i * ldz + (ih - ih0) * p.W + shift;
                     T* dst = yg + k * P + oh * p.Wo;
                     for (index_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
                 }
