@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "conv2d.hpp"
+#include "im2col.hpp"
 #include "parallel.hpp"
+#include "rows_gemm.hpp"
 
 namespace convext {
 namespace {
@@ -53,11 +55,88 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
 
 }  // namespace
 
+// With a stride and few input channels (the stem: 3), the phases are small
+// correlations one image at a time; instead, the transposed form of the
+// forward pass: multiply dy by the filters over dy's positions,
+//   z[(c, r, s)][oh*Wo + ow] = sum_k w[k, c, r, s] * dy[k][oh][ow]
+// (M = Cg*R*S rows, depth Kg, dy's rows read in place: one GEMM, every tap
+// of every phase), and add each z row, shifted, into the stride-phase plane
+// of dx it lands in (ih = oh*sh + r*dh - ph = sh*(oh + q_r) + a_r: plane a_r,
+// row oh + q_r; unit stride). dx is then read off the planes. One task per
+// (image, group), in a fixed order.
+bool shift_add_applies(const Conv2dGeometry& g) {
+    return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
+           (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4;
+}
+
+template <class T>
+void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+    const char* op = "conv2d_input_grad";
+    const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S, M = Cg * RS;
+    const index_t P = g.Ho * g.Wo;
+    const PhaseAxis ah(g.R, g.stride.h, g.dilation.h, g.padding.h);
+    const PhaseAxis aw(g.S, g.stride.w, g.dilation.w, g.padding.w);
+    const index_t lw = checked_add(g.Wo, aw.span, op);
+    const index_t plane = checked_mul(checked_add(g.Ho, ah.span, op), lw, op);
+    const index_t nslots = ah.nslots * aw.nslots, planes_size = checked_mul(Cg * nslots, plane, op);
+    const index_t band = std::clamp<index_t>(ceil_div(512, g.Wo), 1, g.Ho), ldz = band * g.Wo;
+    const RowsGemm<T> gemm(g.groups, M, Kg, P, ldz, [&](index_t grp, index_t i, index_t k) {
+        return w[((grp * Kg + k) * Cg + i / RS) * RS + i % RS];
+    });
+    const index_t tasks = g.N * g.groups;
+    const index_t per_thread = checked_add(checked_add(planes_size, gemm.staging_size(), op),
+                                           checked_mul(M, ldz, op), op);
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input-gradient phases");
+    parallel_for(tasks, [&](index_t t, int tid) {
+        const index_t n = t / g.groups, grp = t % g.groups;
+        T* planes = scratch.data() + tid * per_thread;
+        T* staging = planes + planes_size;
+        T* z = staging + gemm.staging_size();
+        std::fill(planes, planes + planes_size, T(0));
+        const T* dyg = dy + (n * g.K + grp * Kg) * P;
+        for (index_t oh0 = 0; oh0 < g.Ho; oh0 += band) {
+            const index_t rows = std::min(band, g.Ho - oh0);
+            // in place, unless the last band of the last image (reads past dy)
+            gemm.run(grp, dyg + oh0 * g.Wo, rows * g.Wo, t < tasks - 1 || oh0 + rows < g.Ho,
+                     staging, z, ldz);
+            for (index_t i = 0; i < M; ++i) {
+                const index_t c = i / RS, r = (i / g.S) % g.R, s = i % g.S;
+                T* dst = planes + ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
+                         (oh0 + ah.shift[r]) * lw + aw.shift[s];
+                const T* src = z + i * ldz;
+                for (index_t q = 0; q < rows; ++q)
+                    for (index_t ow = 0; ow < g.Wo; ++ow) dst[q * lw + ow] += src[q * g.Wo + ow];
+            }
+        }
+        // dx row ih: zeros, then for each plane of its phase the values at
+        // columns sw*(u + qmin) + b (b: the plane's column phase).
+        for (index_t c = 0; c < Cg; ++c)
+            for (index_t ih = 0; ih < g.H; ++ih) {
+                T* dst = dx + ((n * g.C + grp * Cg + c) * g.H + ih) * g.W;
+                std::fill(dst, dst + g.W, T(0));
+                for (index_t i = 0; i < ah.nslots; ++i) {
+                    const index_t q = ih - ah.slot_phase[i];
+                    if (q < 0 || q % g.stride.h != 0) continue;
+                    const index_t j = q / g.stride.h - ah.qmin;
+                    if (j < 0 || j >= g.Ho + ah.span) continue;
+                    for (index_t jj = 0; jj < aw.nslots; ++jj) {
+                        const T* src = planes + ((c * ah.nslots + i) * aw.nslots + jj) * plane + j * lw;
+                        for (index_t u = 0; u < lw; ++u) {
+                            const index_t iw = g.stride.w * (u + aw.qmin) + aw.slot_phase[jj];
+                            if (iw >= 0 && iw < g.W) dst[iw] = src[u];
+                        }
+                    }
+                }
+            }
+    }, M * Kg * P);
+}
+
 template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
     const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S;
     const index_t sh = g.stride.h, sw = g.stride.w, HW = g.H * g.W;
     const char* op = "conv2d_input_grad";
+    if (shift_add_applies(g)) return input_grad_shift_add(g, dy, w, dx);
 
     // The phases that get a gradient, each with its sub-filter, rotated and
     // channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).

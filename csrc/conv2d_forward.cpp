@@ -126,9 +126,9 @@ void correlate_shift_add(const CorrelationPlan& p, const T* x, const T* w, const
             std::fill(yg + k * P, yg + (k + 1) * P, bias ? bias[g * Kg + k] : T(0));
         for (index_t ih0 = 0; ih0 < p.H; ih0 += band) {
             const index_t rows = std::min(band, p.H - ih0);
-            // the last band of the last image would read past the end of x
-            gemm.run(g, xg + ih0 * p.W, HW, rows * p.W, t == tasks - 1 && ih0 + rows == p.H,
-                     staging, z, ldz);
+            // in place, unless the last band of the last image (reads past x)
+            gemm.run(g, xg + ih0 * p.W, rows * p.W, t < tasks - 1 || ih0 + rows < p.H, staging, z,
+                     ldz);
             for (index_t i = 0; i < M; ++i) {
                 const index_t k = i / RS, r = (i / p.S) % p.R, s = i % p.S;
                 const index_t shift = s * p.dilation.w - p.pad.w;  // iw = ow + shift

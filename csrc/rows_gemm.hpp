@@ -1,7 +1,9 @@
 // The GEMM of the shift-add paths: z (M x np) = A (M x depth) * B, where B's
-// row j is np consecutive values of a row-major plane stack (an image's
-// channels: row j at b + j*b_stride), read in place by the indirect
-// micro-kernel. The callers then add shifted rows of z into their outputs.
+// row j is np consecutive values of a plane stack (an image's channels: row
+// j at b + j*b_stride), read in place by the indirect micro-kernel when it
+// has few rows, else copied into compact rows first (A/B: lenet's 20 rows
+// in place 15% faster; the stem's 64 rows copied 7% faster). The callers
+// then add shifted rows of z into their outputs.
 #pragma once
 
 #include <algorithm>
@@ -32,25 +34,23 @@ public:
                 for (index_t j = k0; j < k0 + kc; ++j) ag[i * depth + j] = a(g, i, j);
             kern_.pack_a(M, kc, ag + k0, depth, 1, apack_.data() + g * M_up_ * depth + M_up_ * k0);
         });
-        // Row j in place at j*b_stride; staged (see run) at j*ldb.
+        // B row j in place at j*b_stride; copied (see run) at j*ldb.
         for (index_t j = 0; j < depth; ++j) off_[j] = j * b_stride, off_[depth + j] = j * ldb_;
     }
 
-    // Scratch values run needs for staging.
+    // Scratch values run needs for the compact copy of B.
     index_t staging_size() const { return depth_ * ldb_; }
 
     // z[i * ldz + q] = sum_j A_g(i, j) * b[j*b_stride + q], q < np. The last
-    // register tile reads up to nr values past np: where that would leave the
-    // caller's array, pass stage = true and B is first copied to `staging`,
-    // zero padded.
-    void run(index_t g, const T* b, index_t b_stride, index_t np, bool stage, T* staging, T* z,
+    // register tile reads up to nr values past np: where that would leave
+    // the caller's array, pass in_place_ok = false (B is then copied, zero
+    // padded).
+    void run(index_t g, const T* b, index_t np, bool in_place_ok, T* staging, T* z,
              index_t ldz) const {
-        if (stage) {
-            for (index_t j = 0; j < depth_; ++j) {
-                std::copy(b + j * b_stride, b + j * b_stride + np, staging + j * ldb_);
-                std::fill(staging + j * ldb_ + np, staging + (j + 1) * ldb_, T(0));
-            }
-            b = staging;
+        const bool copy = !in_place_ok || depth_ > kInPlaceRows;
+        for (index_t j = 0; copy && j < depth_; ++j) {
+            std::copy(b + off_[j], b + off_[j] + np, staging + j * ldb_);
+            std::fill(staging + j * ldb_ + np, staging + (j + 1) * ldb_, T(0));
         }
         const index_t KC = gemm::kKC<T>;
         const T* ag = apack_.data() + g * M_up_ * depth_;
@@ -58,12 +58,13 @@ public:
             const index_t kc = std::min(KC, depth_ - k0);
             for (index_t m0 = 0; m0 < M_; m0 += gemm::kMC)
                 kern_.macro_indirect(std::min(gemm::kMC, M_ - m0), np, kc, ag + M_up_ * k0 + m0 * kc,
-                                     b, off_.data() + (stage ? depth_ : 0) + k0, z + m0 * ldz, ldz,
-                                     k0 > 0);
+                                     copy ? staging : b, off_.data() + (copy ? depth_ : 0) + k0,
+                                     z + m0 * ldz, ldz, k0 > 0);
         }
     }
 
 private:
+    static constexpr index_t kInPlaceRows = 32;
     const gemm::Kernel<T>& kern_;
     index_t M_, M_up_, depth_, ldb_;
     Buffer<T> apack_;

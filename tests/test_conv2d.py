@@ -50,6 +50,11 @@ CONV_CASES = [
     ("shift_add_dilated", (8, 9, 11, 13), (3, 9, 3, 2), 1, (2, 1), (2, 3), 1),
     ("shift_add_groups", (8, 16, 7, 9), (4, 8, 3, 3), 1, 1, 1, 2),
     ("shift_add_bands", (8, 8, 40, 30), (2, 8, 3, 3), 1, 1, 1, 1),
+    # strided, few input channels, 8+ images: the input gradient's transposed
+    # shift-add into stride-phase planes
+    ("shift_add_stem_like", (8, 3, 21, 19), (8, 3, 7, 7), 2, 3, 1, 1),
+    ("shift_add_strided_dilated", (8, 2, 17, 15), (9, 2, 3, 2), (2, 3), (1, 2), (2, 1), 1),
+    ("shift_add_strided_groups", (8, 4, 9, 10), (16, 2, 3, 3), 2, 1, 1, 2),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 
