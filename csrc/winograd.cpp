@@ -7,7 +7,7 @@
 // channel pair instead of 144 (Lavin & Gray, "Fast Algorithms for
 // Convolutional Neural Networks", 2016). The sum over c is, for each of the 36
 // transformed positions xi, a GEMM U_xi (Kg x Cg) * V_xi (Cg x tiles), run on
-// the same packed micro-kernels as the implicit GEMM.
+// the same packed micro-kernels as the other GEMM paths.
 //
 // Error: the transforms scale values by up to ~10 and cancel, so the float32
 // result is a few times less exact than a direct sum (README: error bounds).
@@ -44,13 +44,13 @@ inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lane
 
 bool winograd_applies(const CorrelationPlan& p) {
     // CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test
-    // the implicit GEMM on the layers Winograd would take).
+    // the indirect GEMM on the layers Winograd would take).
     static const bool off = [] {
         const char* v = std::getenv("CONVEXT_WINOGRAD");
         return v && v[0] == '0';
     }();
     // Measured (2 threads, N=8, forward and weight gradient against the
-    // implicit GEMM): 0.3-0.75x on 7x7 and 8x8 planes (few tiles: little
+    // implicit GEMM then in use): 0.3-0.75x on 7x7 and 8x8 planes (few tiles: little
     // parallelism, the filter transform not amortised), even at 10x10, 1.5-2x
     // from 14x14 up. Below 12x12 outputs the GEMM takes the layer.
     return !off && p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&

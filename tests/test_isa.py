@@ -26,8 +26,11 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     cases = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups)
         (2, 16, 14, 13, 24, 3, 3, 1, 1, 1, 1),   # Winograd (output >= 12x12)
-        (1, 16, 10, 9, 20, 3, 3, 1, 1, 1, 1),    # 3x3 on a small plane: implicit GEMM
-        (2, 5, 13, 9, 7, 3, 2, 2, 1, 1, 1),      # implicit GEMM, strided
+        (1, 16, 10, 9, 20, 3, 3, 1, 1, 1, 1),    # 3x3 on a small plane: indirect GEMM
+        (2, 5, 13, 9, 7, 3, 2, 2, 1, 1, 1),      # indirect GEMM, strided
+        (8, 2, 20, 63, 16, 5, 5, 2, 2, 1, 1),    # few input channels: dot-product weight
+                                                 # gradient, shift-add input gradient
+        (8, 12, 11, 10, 2, 3, 3, 1, 1, 1, 1),    # few outputs: shift-add forward
         (2, 6, 10, 9, 6, 3, 3, 1, 1, 2, 6),      # depthwise: direct loops
         (1, 8, 9, 17, 4, 5, 5, (2, 1), 2, 1, 2), # grouped
     ]

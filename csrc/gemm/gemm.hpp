@@ -3,11 +3,12 @@
 //   C[m x n] (+)= A[m x k] * B[k x n]
 //
 // A is packed into row panels of MR rows ("Ap": for each panel, k columns of
-// MR values), B into column panels of NR columns ("Bp": for each panel, k rows
-// of NR values); zero padded at the edges. The packing is done by the callers
-// (the convolution code gathers B straight from the image, implicit GEMM), the
-// register-tile micro-kernel and the loop around it ("macro-kernel") are
-// per-ISA and chosen once at load time.
+// MR values), B either into column panels of NR columns ("Bp": for each panel,
+// k rows of NR values; zero padded at the edges) or read in place, row k of B
+// at b + off[k] (the indirect GEMM of the convolutions: their B rows are
+// unit-stride runs of an input buffer). The register-tile micro-kernel and
+// the loop around it ("macro-kernel") are per-ISA and chosen once at load
+// time.
 #pragma once
 
 #include "../common.hpp"
