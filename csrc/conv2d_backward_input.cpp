@@ -59,8 +59,8 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
 // correlations one image at a time; instead, the transposed form of the
 // forward pass: multiply dy by the filters over dy's positions,
 //   z[(c, r, s)][oh*Wo + ow] = sum_k w[k, c, r, s] * dy[k][oh][ow]
-// (M = Cg*R*S rows, depth Kg, dy's rows read in place: one GEMM, every tap
-// of every phase), and add each z row, shifted, into the stride-phase plane
+// (M = Cg*R*S rows, depth Kg, B = dy's rows: one GEMM for every tap of every
+// phase; RowsGemm), and add each z row, shifted, into the stride-phase plane
 // of dx it lands in (ih = oh*sh + r*dh - ph = sh*(oh + q_r) + a_r: plane a_r,
 // row oh + q_r; unit stride). dx is then read off the planes. One task per
 // (image, group), in a fixed order.

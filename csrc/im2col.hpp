@@ -81,7 +81,6 @@ struct PhaseAxis {
     }
 };
 
-
 // The phase planes of a band of output rows: for each channel of a group and
 // each stride phase some tap reads, the input rows the band reads, each
 // sampled at the stride into lw = Wo + span zero-padded values. Row

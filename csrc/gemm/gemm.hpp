@@ -99,18 +99,4 @@ constexpr index_t kMC = 120;  // a multiple of every kernel's mr (6, 8, 12)
 inline index_t packed_a_size(index_t m, index_t kc, int mr) { return round_up(m, mr) * kc; }
 inline index_t packed_b_size(index_t n, index_t kc, int nr) { return round_up(n, nr) * kc; }
 
-// Scatter one row `k` of a B block (n contiguous values in `row`) into the
-// NR-column panels of Bp.
-template <class T>
-inline void pack_b_row(index_t n, index_t kc, index_t k, const T* row, T* Bp, int nr) {
-    index_t j0 = 0;
-    for (; j0 + nr <= n; j0 += nr) std::memcpy(Bp + j0 * kc + k * nr, row + j0, nr * sizeof(T));
-    if (j0 < n) {
-        T* dst = Bp + j0 * kc + k * nr;
-        index_t j = 0;
-        for (; j < n - j0; ++j) dst[j] = row[j0 + j];
-        for (; j < nr; ++j) dst[j] = T(0);
-    }
-}
-
 }  // namespace convext::gemm
