@@ -181,12 +181,13 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
         return;
     }
 
-    // With a stride, the phases are computed a few images at a time (dy of at
-    // most ~2 MiB, so that the phases after the first find it in cache; at
-    // least one image) into buffers, then dx is written once, row by row:
-    // zeros, and each phase's values at their stride.
+    // With a stride, the phases are computed a few images at a time into
+    // buffers, then dx is written once, row by row: zeros, and each phase's
+    // values at their stride. Several phases: dy of at most ~2 MiB at a time,
+    // so that the phases after the first find it in cache; one phase (a 1x1
+    // filter): up to ~8 MiB of phase values, fewer, larger parallel loops.
     const index_t dy_image = checked_mul(g.K, g.Ho * g.Wo, op);
-    const index_t cap = (index_t(2) << 20) / index_t(sizeof(T));
+    const index_t cap = (index_t(phases.size() > 1 ? 2 : 8) << 20) / index_t(sizeof(T));
     const index_t images = std::clamp<index_t>(cap / std::max(dy_image, g.C * HW), 1, g.N);
     std::vector<index_t> offset(phases.size() + 1, 0);  // of each phase's buffer
     for (std::size_t f = 0; f < phases.size(); ++f) {
