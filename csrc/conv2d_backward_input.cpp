@@ -53,8 +53,6 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
     return t;
 }
 
-}  // namespace
-
 // With a stride and few input channels (the stem: 3), the phases are small
 // correlations one image at a time; instead, the transposed form of the
 // forward pass: multiply dy by the filters over dy's positions,
@@ -64,7 +62,7 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
 // of dx it lands in (ih = oh*sh + r*dh - ph = sh*(oh + q_r) + a_r: plane a_r,
 // row oh + q_r; unit stride). dx is then read off the planes. One task per
 // (image, group), in a fixed order.
-bool shift_add_applies(const Conv2dGeometry& g) {
+bool strided_shift_add_applies(const Conv2dGeometry& g) {
     return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
            (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4;
 }
@@ -131,12 +129,14 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
     }, M * Kg * P);
 }
 
+}  // namespace
+
 template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
     const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S;
     const index_t sh = g.stride.h, sw = g.stride.w, HW = g.H * g.W;
     const char* op = "conv2d_input_grad";
-    if (shift_add_applies(g)) return input_grad_shift_add(g, dy, w, dx);
+    if (strided_shift_add_applies(g)) return input_grad_shift_add(g, dy, w, dx);
 
     // The phases that get a gradient, each with its sub-filter, rotated and
     // channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).

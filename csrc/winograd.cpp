@@ -230,19 +230,27 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                 for (int j = 0; j < kIn; ++j) col_in[j] = iw0 + j >= 0 && iw0 + j < g.W;
                 const bool interior = u < tc && ih0 >= 0 && ih0 + kIn <= g.H && iw0 >= 0 &&
                                       iw0 + kIn <= g.W;
+                // d[(i*size + j)*nt + l] = src[l*plane + i*ld + j] over a size x size
+                // window of nt channels (lanes), 0 for lanes past `lanes` or where
+                // !in(i, j); a window wholly inside, full lanes: the ISA's transposing pack.
+                auto gather = [&](const T* src, index_t plane, index_t ld, int size, index_t lanes,
+                                  bool whole, auto in) {
+                    if (whole && lanes == nt) {
+                        for (int i = 0; i < size; ++i)
+                            kern.pack_b_cols(size, nt, src + i * ld, plane, d + i * size * nt);
+                        return;
+                    }
+                    for (index_t l = 0; l < nt; ++l)
+                        for (int i = 0; i < size; ++i)
+                            for (int j = 0; j < size; ++j)
+                                d[(i * size + j) * nt + l] =
+                                    l < lanes && in(i, j) ? src[l * plane + i * ld + j] : T(0);
+                };
                 for (index_t cb = 0; cb < cblocks; ++cb) {
                     const index_t lanes = std::min<index_t>(nt, Cg - cb * nt);
-                    const T* xb = x + (n * g.C + grp * Cg + cb * nt) * g.H * g.W + ih0 * g.W + iw0;
-                    if (interior && lanes == nt) {  // no bounds: the ISA's transposing pack
-                        for (int i = 0; i < kIn; ++i)
-                            kern.pack_b_cols(kIn, nt, xb + i * g.W, g.H * g.W, d + i * kIn * nt);
-                    } else {
-                        for (index_t l = 0; l < nt; ++l)
-                            for (int i = 0; i < kIn; ++i)
-                                for (int j = 0; j < kIn; ++j)
-                                    d[(i * kIn + j) * nt + l] = l < lanes && row_in[i] && col_in[j]
-                                        ? xb[l * g.H * g.W + i * g.W + j] : T(0);
-                    }
+                    gather(x + (n * g.C + grp * Cg + cb * nt) * g.H * g.W + ih0 * g.W + iw0, g.H * g.W,
+                           g.W, kIn, lanes, interior,
+                           [&](int i, int j) { return row_in[i] && col_in[j]; });
                     kern.winograd_input(d, z, nt);
                     // Lane l (channel c) goes to row c % mr of A panel c / mr, depth u.
                     index_t at[64];
@@ -258,17 +266,9 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                 const index_t oh_n = std::min<index_t>(kOut, g.Ho - toh), ow_n = std::min<index_t>(kOut, g.Wo - tow);
                 for (index_t kb = 0; kb < kblocks; ++kb) {
                     const index_t lanes = std::min<index_t>(nt, Kg - kb * nt);
-                    const T* dyb = dy + (n * g.K + grp * Kg + kb * nt) * g.Ho * g.Wo + toh * g.Wo + tow;
-                    if (u < tc && lanes == nt && oh_n == kOut && ow_n == kOut) {
-                        for (int i = 0; i < kOut; ++i)
-                            kern.pack_b_cols(kOut, nt, dyb + i * g.Wo, g.Ho * g.Wo, d + i * kOut * nt);
-                    } else {
-                        for (index_t l = 0; l < nt; ++l)
-                            for (int i = 0; i < kOut; ++i)
-                                for (int j = 0; j < kOut; ++j)
-                                    d[(i * kOut + j) * nt + l] = u < tc && l < lanes && i < oh_n && j < ow_n
-                                        ? dyb[l * g.Ho * g.Wo + i * g.Wo + j] : T(0);
-                    }
+                    gather(dy + (n * g.K + grp * Kg + kb * nt) * g.Ho * g.Wo + toh * g.Wo + tow,
+                           g.Ho * g.Wo, g.Wo, kOut, lanes, u < tc && oh_n == kOut && ow_n == kOut,
+                           [&](int i, int j) { return u < tc && i < oh_n && j < ow_n; });
                     kern.winograd_grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
                 }
             }, kXi * (Cg + Kg) * 8);

@@ -722,6 +722,11 @@ def _rng_arrays(
     return {name: rng.standard_normal(shape, dtype=dtype) for name, shape in shapes.items()}
 
 
+def _row_info(spec: ConvSpec | PoolSpec | CorrSpec, **extra: Any) -> dict[str, Any]:
+    """What a result line records of its row: name, array shapes, parameters."""
+    return {"row": spec.name, **{k: list(v) for k, v in spec.shapes().items()}, **extra}
+
+
 def conv_cases(spec: ConvSpec, dtype: np.dtype[Any], peers: Peers, f64_ratio: bool) -> list[Case]:
     """Forward and backward lines of one conv2d row.
 
@@ -761,7 +766,7 @@ def conv_cases(spec: ConvSpec, dtype: np.dtype[Any], peers: Peers, f64_ratio: bo
         bwd["torch"] = _torch_backward(peers.torch, conv, gy, x, w, b)
     fwd["numpy"] = Task(lambda: numpy_conv2d(x, w, b, spec))
     bwd["numpy"] = Task(lambda: numpy_conv2d_backward(gy, x, w, spec))
-    shape = {"row": spec.name, **{k: list(v) for k, v in spec.shapes().items()}, **kw}
+    shape = _row_info(spec, **kw)
     return [
         Case(spec.name, "conv2d", "fwd", shape, spec.flops, fwd),
         Case(spec.name, "conv2d", "bwd", shape, 2 * spec.flops, bwd, compare=3),
@@ -800,7 +805,7 @@ def pool_cases(spec: PoolSpec, dtype: np.dtype[Any], peers: Peers) -> list[Case]
             peers.torch, lambda t: max_pool(t, **kw, return_indices=True), x
         )
         bwd["torch"] = _torch_backward(peers.torch, lambda t: max_pool(t, **kw), gy, x)
-    shape = {"row": spec.name, **{k: list(v) for k, v in spec.shapes().items()}, **kw}
+    shape = _row_info(spec, **kw)
     return [
         Case(spec.name, "pool", "fwd", shape, None, fwd),
         Case(spec.name, "pool", "bwd", shape, None, bwd),
@@ -861,7 +866,7 @@ def correlate_cases(spec: CorrSpec, dtype: np.dtype[Any], peers: Peers) -> list[
     """
     a = _rng_arrays(spec.shapes(), dtype)
     in1, in2 = a["in1"], a["in2"]
-    shape = {"row": spec.name, **{k: list(v) for k, v in spec.shapes().items()}, "mode": spec.mode}
+    shape = _row_info(spec, mode=spec.mode)
     cases = []
     for op, fname in (("corr", "correlate2d"), ("conv", "convolve2d")):
         cx_fn = getattr(peers.convext, fname, None)

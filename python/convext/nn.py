@@ -611,6 +611,15 @@ class _Pool2d(Module):
         self.ceil_mode = bool(ceil_mode)
         self._x: NDArray[np.floating] | None = None
 
+    def _geometry(self) -> dict[str, Any]:
+        """Keyword arguments of the functional op (subclasses add theirs)."""
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+        }
+
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
@@ -650,13 +659,7 @@ class MaxPool2d(_Pool2d):
         self._indices: NDArray[np.integer] | None = None
 
     def _geometry(self) -> dict[str, Any]:
-        return {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "dilation": self.dilation,
-            "ceil_mode": self.ceil_mode,
-        }
+        return {**super()._geometry(), "dilation": self.dilation}
 
     def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         """Max-pool ``x`` (N, C, H, W); see :func:`convext.max_pool2d`.
@@ -735,13 +738,7 @@ class AvgPool2d(_Pool2d):
         self._shape: tuple[int, ...] | None = None
 
     def _geometry(self) -> dict[str, Any]:
-        return {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "ceil_mode": self.ceil_mode,
-            "count_include_pad": self.count_include_pad,
-        }
+        return {**super()._geometry(), "count_include_pad": self.count_include_pad}
 
     def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         """Average-pool ``x`` (N, C, H, W); see :func:`convext.avg_pool2d`.
