@@ -148,8 +148,8 @@ void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
 // forward's phase planes (PhasePlanes) both are unit-stride rows. Per (chunk
 // of the batch, group), per image and band of output rows: fill x's planes,
 // copy the band of dy into rows of round_up(Wo, lanes) values, zero padded,
-// and let dot_tile add each kDotK x kDotJ tile of (k, crs) lane-wise. No transposes
-// and no packed panels; the lane sums are added at the end.
+// and let dot_tile add each kDotK x kDotJ tile of (k, crs) lane-wise. No
+// transposes and no packed panels; the lane sums are added at the end.
 template <class T>
 void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
@@ -198,7 +198,8 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                         d[i] = dyb + std::min(a * KB + i, Kg - 1) * band * wq;
                     for (index_t b = 0; b < jt; ++b) {
                         const T* xs[JB];
-                        for (index_t j = 0; j < JB; ++j) xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
+                        for (index_t j = 0; j < JB; ++j)
+                            xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
                         kern.dot_tile(rows, g.Wo, d, wq, xs, pp.lw, acc + (a * jt + b) * tile);
                     }
                 }
@@ -206,7 +207,8 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD;
         for (index_t k = 0; k < Kg; ++k)
             for (index_t crs = 0; crs < KD; ++crs) {
-                const T* lanes = acc + ((k / KB) * jt + crs / JB) * tile + ((k % KB) * JB + crs % JB) * L;
+                const T* lanes =
+                    acc + ((k / KB) * jt + crs / JB) * tile + ((k % KB) * JB + crs % JB) * L;
                 T sum = T(0);
                 for (index_t l = 0; l < L; ++l) sum += lanes[l];
                 out[k * KD + crs] = sum;
