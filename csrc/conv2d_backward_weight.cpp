@@ -122,11 +122,8 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
 // The dot-product path serves layers with few input channels per group
 // (first layers: their few planes stay in cache while dy streams; measured,
 // 1 thread: lenet5x5 62 GFLOP/s against 40 for the GEMM, stem7x7s2 136
-// against 112-130; down1x1s2, 64 channels, 70 against 130) and rows that
-// fill at least 3/4 of the vector lanes.
-bool dot_applies(const Conv2dGeometry& g, index_t lanes) {
-    return g.Cg() <= 4 && 3 * round_up(g.Wo, lanes) <= 4 * g.Wo;
-}
+// against 112-130; down1x1s2, 64 channels, 70 against 130).
+bool dot_applies(const Conv2dGeometry& g) { return g.Cg() <= 4; }
 
 // Adds the per-chunk partial sums of the weight gradient in chunk order
 // (partial: `chunks` blocks of dw_size values).
@@ -144,29 +141,27 @@ void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
 }
 
 // Dot products read in place: dw[k, crs] is the dot product, over output
-// positions, of dy[k] with row crs of the column matrix, and with the
-// forward's phase planes (PhasePlanes) both are unit-stride rows. Per (chunk
-// of the batch, group), per image and band of output rows: fill x's planes,
-// copy the band of dy into rows of round_up(Wo, lanes) values, zero padded,
-// and let dot_tile add each kDotK x kDotJ tile of (k, crs) lane-wise. No
-// transposes and no packed panels; the lane sums are added at the end.
+// positions, of dy[k] with row crs of the column matrix. With a column plane
+// per tap (PhasePlanes with tap_columns) a band's values of row crs are one
+// unit-stride run, as dy's are: per (chunk of the batch, group), per image
+// and band of output rows, fill x's planes and let dot_tile add each
+// kDotK x kDotJ tile of (k, crs) lane-wise. No copies of dy, no transposes,
+// no packed panels; the lane sums are added at the end.
 template <class T>
 void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const char* op = "conv2d_weight_grad";
     const CorrelationPlan plan = forward_plan(g);
     const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
-    const PhasePlanes pp(plan, ceil_div(1024, g.Wo));
-    const index_t band = pp.band, wq = round_up(g.Wo, L);
+    const PhasePlanes pp(plan, ceil_div(1024, g.Wo), true);
     constexpr index_t KB = gemm::kDotK, JB = gemm::kDotJ;
     const index_t kt = ceil_div(Kg, KB), jt = ceil_div(KD, JB), tile = KB * JB * L;
     const index_t chunks = std::min(g.N, kTargetTasks);
     const index_t dw_size = g.K * KD;
     const index_t acc_size = checked_mul(kt * jt, tile, op);
-    const index_t per_thread =
-        checked_add(checked_add(pp.size, checked_mul(Kg, band * wq, op), op), acc_size, op);
+    const index_t per_thread = checked_add(pp.size, acc_size, op);
     const index_t tasks = chunks * g.groups;
-    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "gradient rows");
+    Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input planes");
     Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, op) : 0,
                       "weight-gradient partial sums");
     Buffer<index_t> off(KD, "tap offsets");
@@ -176,31 +171,22 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         const index_t chunk = t / g.groups, grp = t % g.groups;
         const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
         T* planes = scratch.data() + tid * per_thread;
-        T* dyb = planes + pp.size;
-        T* acc = dyb + Kg * band * wq;
+        T* acc = planes + pp.size;
         std::fill(acc, acc + acc_size, T(0));
         for (index_t n = n0; n < n1; ++n)
-            for (index_t oh0 = 0; oh0 < g.Ho; oh0 += band) {
-                const index_t rows = std::min(band, g.Ho - oh0);
+            for (index_t oh0 = 0; oh0 < g.Ho; oh0 += pp.band) {
+                const index_t rows = std::min(pp.band, g.Ho - oh0);
                 pp.fill(plan, x + (n * g.C + grp * Cg) * g.H * g.W, oh0, rows, planes);
-                for (index_t k = 0; k < Kg; ++k) {
-                    const T* src = dy + (n * g.K + grp * Kg + k) * P + oh0 * g.Wo;
-                    for (index_t i = 0; i < rows; ++i) {
-                        T* dst = dyb + (k * band + i) * wq;
-                        std::copy(src + i * g.Wo, src + (i + 1) * g.Wo, dst);
-                        std::fill(dst + g.Wo, dst + wq, T(0));
-                    }
-                }
+                const T* dyb = dy + (n * g.K + grp * Kg) * P + oh0 * g.Wo;
                 // Edge tiles repeat the last k / crs; their sums are dropped.
                 for (index_t a = 0; a < kt; ++a) {
                     const T* d[KB];
-                    for (index_t i = 0; i < KB; ++i)
-                        d[i] = dyb + std::min(a * KB + i, Kg - 1) * band * wq;
+                    for (index_t i = 0; i < KB; ++i) d[i] = dyb + std::min(a * KB + i, Kg - 1) * P;
                     for (index_t b = 0; b < jt; ++b) {
                         const T* xs[JB];
                         for (index_t j = 0; j < JB; ++j)
                             xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
-                        kern.dot_tile(rows, g.Wo, d, wq, xs, pp.lw, acc + (a * jt + b) * tile);
+                        kern.dot_tile(rows * g.Wo, d, xs, acc + (a * jt + b) * tile);
                     }
                 }
             }
@@ -282,7 +268,7 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T*
         weight_grad_direct(g, dy, x, dw);
     else if (winograd_applies(forward_plan(g)))
         weight_grad_winograd(g, dy, x, dw);
-    else if (dot_applies(g, gemm::kernel<T>().lanes))
+    else if (dot_applies(g))
         weight_grad_dot(g, dy, x, dw);
     else
         weight_grad_gemm(g, dy, x, dw);

@@ -56,16 +56,25 @@ void gather_patch_row(const CorrelationPlan& p, const T* x, index_t crs, index_t
 // index o*stride + r*dil - pad = stride*(o + q_r) + a_r (0 <= a_r < stride):
 // in the phase-a_r plane (every stride-th input value, starting at a_r) it is
 // entry o + q_r, so each tap's values over consecutive outputs are contiguous.
-// Only the phases some tap reads get a slot.
+// Only the phases some tap reads get a slot. With per_tap, every tap gets a
+// slot of its own instead, sampled from its own offset r*dil - pad (phase
+// a_r = that offset, q_r = 0): more planes, but no span, so a tap's values
+// over consecutive output rows follow each other without a gap.
 struct PhaseAxis {
     index_t qmin = 0, span = 0, nslots;
     std::vector<index_t> slot, shift;  // per tap: slot of its phase, q_r - qmin
     std::vector<index_t> slot_phase;   // per slot: its phase a
 
-    PhaseAxis(index_t taps, index_t stride, index_t dil, index_t pad) {
+    PhaseAxis(index_t taps, index_t stride, index_t dil, index_t pad, bool per_tap = false) {
         index_t qmax = 0;
         for (index_t r = 0; r < taps; ++r) {
             const index_t v = r * dil - pad;
+            if (per_tap) {
+                slot.push_back(r);
+                slot_phase.push_back(v);
+                shift.push_back(0);
+                continue;
+            }
             const index_t a = v % stride < 0 ? v % stride + stride : v % stride;
             const index_t q = (v - a) / stride;
             if (r == 0 || q < qmin) qmin = q;
@@ -88,15 +97,17 @@ struct PhaseAxis {
 // (output row oh0 + i, column ow), is then the contiguous run at
 // planes + offset(c, r, s): the forward GEMM and the weight gradient read
 // it in place. Positions with ow >= Wo read other taps' values (or the
-// slack after the last plane): callers drop or mask them.
+// slack after the last plane): callers drop or mask them. With tap_columns
+// (a column slot per tap s, PhaseAxis per_tap) lw = Wo and there are no such
+// positions: the band's values of row crs are one run of rows*Wo.
 struct PhasePlanes {
     PhaseAxis ah, aw;
     index_t lw, band, plane, nplanes, size;
 
     // Bands of at most `band_rows` output rows (at least 1, at most Ho).
-    PhasePlanes(const CorrelationPlan& p, index_t band_rows)
+    PhasePlanes(const CorrelationPlan& p, index_t band_rows, bool tap_columns = false)
         : ah(p.R, p.stride.h, p.dilation.h, p.pad.h),
-          aw(p.S, p.stride.w, p.dilation.w, p.pad.w),
+          aw(p.S, p.stride.w, p.dilation.w, p.pad.w, tap_columns),
           lw(checked_add(p.Wo, aw.span, "conv2d")),
           band(std::clamp<index_t>(band_rows, 1, p.Ho)),
           plane(checked_mul(band + ah.span, lw, "conv2d")),

@@ -66,12 +66,11 @@ struct Kernel {
     // tap[q] = winning tap or -1. TapIndex is int32 for float, int64 for double.
     using TapIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
     void (*max_pool_row)(index_t wo, index_t ntaps, const T* const* rows, T* out, TapIndex* tap);
-    // A kDotK x kDotJ tile of weight-gradient dot products over `rows`
-    // output rows of wo positions, lane-wise (L = lanes), i < kDotK, j < kDotJ:
-    //   acc[(i*kDotJ + j)*L + l] += lane l of sum_t sum_q dy[i][t*dy_step + q] * x[j][t*x_step + q]
-    // over q < round_up(wo, L), x taken as 0 at q >= wo; dy rows zero padded there.
-    void (*dot_tile)(index_t rows, index_t wo, const T* const* dy, index_t dy_step,
-                     const T* const* x, index_t x_step, T* acc);
+    // A kDotK x kDotJ tile of weight-gradient dot products over n values,
+    // lane-wise (L = lanes), i < kDotK, j < kDotJ:
+    //   acc[(i*kDotJ + j)*L + l] += lane l of sum_{q<n} dy[i][q] * x[j][q]
+    // (lane l sums the q = l mod L; nothing past q = n is read).
+    void (*dot_tile)(index_t n, const T* const* dy, const T* const* x, T* acc);
 };
 
 // The weight-gradient dot tile: kDotK dy rows x kDotJ column-matrix rows

@@ -17,6 +17,8 @@
 
 #include "gemm.hpp"
 
+#include <algorithm>
+
 namespace convext::gemm {
 namespace CONVEXT_KERNEL_NS {
 namespace {
@@ -511,35 +513,36 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
 // The x lanes past wo are masked off (they hold other taps' values, which
 // may be Inf); the caller zero pads the dy rows there.
 template <class T>
-void dot_tile(index_t rows, index_t wo, const T* const* dy, index_t dy_step, const T* const* x,
-              index_t x_step, T* acc) {
+void dot_tile(index_t n, const T* const* dy, const T* const* x, T* acc) {
     using V = typename Vec<T>::type;
-    using I = typename IntOf<T>::type;
-    typedef I VI __attribute__((vector_size(CONVEXT_VBYTES)));
     constexpr int L = kLanes<T>, KB = kDotK, JB = kDotJ;
     V a[KB][JB];
     for (int i = 0; i < KB; ++i)
         for (int j = 0; j < JB; ++j) a[i][j] = vload(acc + (i * JB + j) * L);
-    VI tail;
-    for (int l = 0; l < L; ++l) tail[l] = l < wo % L ? I(-1) : I(0);
-    auto step = [&](index_t off_d, index_t off_x, bool masked) {
+    auto step = [&](const T* const* d_rows, const T* const* x_rows, index_t q) {
         V d[KB], xv[JB];
         for (int i = 0; i < KB; ++i) {
-            d[i] = vload(dy[i] + off_d);
+            d[i] = vload(d_rows[i] + q);
             CONVEXT_IN_REGISTER(d[i]);
         }
         for (int j = 0; j < JB; ++j) {
-            xv[j] = vload(x[j] + off_x);
-            if (masked) xv[j] = (V)((VI)xv[j] & tail);
+            xv[j] = vload(x_rows[j] + q);
             CONVEXT_IN_REGISTER(xv[j]);
         }
         for (int i = 0; i < KB; ++i)
             for (int j = 0; j < JB; ++j) a[i][j] += d[i] * xv[j];
     };
-    for (index_t t = 0; t < rows; ++t) {
-        index_t q = 0;
-        for (; q + L <= wo; q += L) step(t * dy_step + q, t * x_step + q, false);
-        if (q < wo) step(t * dy_step + q, t * x_step + q, true);
+    index_t q = 0;
+    for (; q + L <= n; q += L) step(dy, x, q);
+    if (q < n) {  // the last n % L values, zero padded: nothing past n is read
+        T tail[KB + JB][L] = {};
+        const T* rows[KB + JB];
+        for (int i = 0; i < KB + JB; ++i) {
+            const T* src = i < KB ? dy[i] : x[i - KB];
+            std::copy(src + q, src + n, tail[i]);
+            rows[i] = tail[i];
+        }
+        step(rows, rows + KB, 0);
     }
     for (int i = 0; i < KB; ++i)
         for (int j = 0; j < JB; ++j) vstore(acc + (i * JB + j) * L, a[i][j]);
