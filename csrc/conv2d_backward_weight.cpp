@@ -111,11 +111,7 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                 kern.dot_taps(g.Ho, wq, g.R, g.S, dy_rows, x_rows, cols.tap, acc + c * RS * L);
             }
         }
-        for (index_t i = 0; i < Cg * RS; ++i) {
-            T sum = T(0);
-            for (index_t l = 0; l < L; ++l) sum += acc[i * L + l];
-            dw[k * Cg * RS + i] = sum;
-        }
+        kern.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
     }, Cg * g.R * g.S * g.N * P);
 }
 
@@ -190,15 +186,11 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                     }
                 }
             }
+        kern.lane_sums(acc_size / L, acc, acc);
         T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD;
         for (index_t k = 0; k < Kg; ++k)
-            for (index_t crs = 0; crs < KD; ++crs) {
-                const T* lanes =
-                    acc + ((k / KB) * jt + crs / JB) * tile + ((k % KB) * JB + crs % JB) * L;
-                T sum = T(0);
-                for (index_t l = 0; l < L; ++l) sum += lanes[l];
-                out[k * KD + crs] = sum;
-            }
+            for (index_t crs = 0; crs < KD; ++crs)
+                out[k * KD + crs] = acc[((k / KB) * jt + crs / JB) * KB * JB + (k % KB) * JB + crs % JB];
     }, Kg * KD * (g.N / chunks + 1) * P);
 
     if (chunks > 1) sum_partials(chunks, dw_size, partial.data(), dw);

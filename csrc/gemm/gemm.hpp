@@ -71,6 +71,9 @@ struct Kernel {
     //   acc[(i*kDotJ + j)*L + l] += lane l of sum_{q<n} dy[i][q] * x[j][q]
     // (lane l sums the q = l mod L; nothing past q = n is read).
     void (*dot_tile)(index_t n, const T* const* dy, const T* const* x, T* acc);
+    // out[o] = the sum of the lanes of vector o, v[o*L + l] (l < L), o < count;
+    // out may be v.
+    void (*lane_sums)(index_t count, const T* v, T* out);
 };
 
 // The weight-gradient dot tile: kDotK dy rows x kDotJ column-matrix rows

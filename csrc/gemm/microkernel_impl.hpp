@@ -548,12 +548,37 @@ void dot_tile(index_t n, const T* const* dy, const T* const* x, T* acc) {
         for (int j = 0; j < JB; ++j) vstore(acc + (i * JB + j) * L, a[i][j]);
 }
 
+// Sum of the Bytes/sizeof(T) values at p by halving: lanes [0, h) + [h, 2h),
+// in vector registers.
+template <class T, int Bytes>
+inline T halving_sum(const T* p) {
+    constexpr int half = Bytes / 2 / int(sizeof(T));
+    if constexpr (half == 1) {
+        return p[0] + p[1];
+    } else {
+        typedef T H __attribute__((vector_size(Bytes / 2)));
+        H a, b;
+        __builtin_memcpy(&a, p, sizeof a);
+        __builtin_memcpy(&b, p + half, sizeof b);
+        a += b;
+        T h[half];
+        __builtin_memcpy(h, &a, sizeof a);
+        return halving_sum<T, Bytes / 2>(h);
+    }
+}
+
+template <class T>
+void lane_sums(index_t count, const T* v, T* out) {
+    for (index_t o = 0; o < count; ++o) out[o] = halving_sum<T, CONVEXT_VBYTES>(v + o * kLanes<T>);
+}
+
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>, dot_tile<T>};
+            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>, dot_tile<T>,
+            lane_sums<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
