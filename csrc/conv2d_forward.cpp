@@ -36,7 +36,9 @@ bool shift_add_applies(const CorrelationPlan& p) {
 // Indirect GEMM: per (image, group, band of output rows), fill the band's
 // phase planes (PhasePlanes) and let the micro-kernel read the column
 // matrix in place (row crs at planes + off[crs]): no patch is gathered per
-// tap and no panel packed.
+// tap and no panel packed. A pointwise layer (1x1, stride 1, no padding)
+// reads x itself: row c of its column matrix is channel c's plane (the
+// planes are filled only where the last register tile would read past x).
 template <class T>
 void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
@@ -55,8 +57,11 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
         kern.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
     });
-    Buffer<index_t> off(KD, "tap offsets");
-    for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k);
+    const bool pointwise = p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 &&
+                           p.pad.h == 0 && p.pad.w == 0;
+    const index_t HW = p.H * p.W;
+    Buffer<index_t> off(2 * KD, "tap offsets");  // in the planes; pointwise: in x
+    for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k), off[KD + k] = k * HW;
 
     const index_t tasks = p.N * p.groups * nbands;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input phase planes");
@@ -64,7 +69,14 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
         const index_t n = t / (p.groups * nbands), g = (t / nbands) % p.groups;
         const index_t oh0 = (t % nbands) * band, rows = std::min(band, p.Ho - oh0);
         T* planes = scratch.data() + tid * per_thread;
-        pp.fill(p, x + (n * p.C + g * Cg) * p.H * p.W, oh0, rows, planes);
+        const T* xg = x + (n * p.C + g * Cg) * HW;
+        const T* b = planes;
+        const index_t* boff = off.data();
+        if (pointwise && (xg - x) + (Cg - 1) * HW + oh0 * p.W + round_up(rows * lw, kern.nr) <=
+                             p.N * p.C * HW)
+            b = xg + oh0 * p.W, boff += KD;
+        else
+            pp.fill(p, xg, oh0, rows, planes);
         // Where the GEMM writes: y itself (one call for the band where its
         // positions are y's own, else one per output row), or, for narrow
         // rows that would leave most of a register tile empty, scratch rows
@@ -80,8 +92,8 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
             for (index_t i = 0; i < calls; ++i)
                 for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC)
                     kern.macro_indirect(std::min(gemm::kMC, Kg - m0), ncols, kc,
-                                        ag + Kg_up * k0 + m0 * kc, planes + i * lw,
-                                        off.data() + k0, out + m0 * ldo + i * p.Wo, ldo, k0 > 0);
+                                        ag + Kg_up * k0 + m0 * kc, b + i * lw, boff + k0,
+                                        out + m0 * ldo + i * p.Wo, ldo, k0 > 0);
         }
         for (index_t k = 0; k < Kg && (bias || !rowwise); ++k) {
             const T b = bias ? bias[g * Kg + k] : T(0);
