@@ -53,6 +53,24 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
     return t;
 }
 
+// Writes the W values of a dx row from its column phases: src(b), b < sw,
+// points at the values of columns b, b + sw, b + 2*sw, ... (all of them), or
+// is null where that phase gets no gradient (zeros: at least W/2 + 1 zeros).
+template <class T, class Src>
+void assemble_row(index_t W, index_t sw, Src src, const T* zeros, T* dst) {
+    if (sw == 2) {  // vectorised
+        const T* a = src(0) ? src(0) : zeros;
+        const T* b = W > 1 && src(1) ? src(1) : zeros;
+        gemm::kernel<T>().interleave2(W / 2, a, b, dst);
+        if (W % 2) dst[W - 1] = a[W / 2];
+        return;
+    }
+    for (index_t b = 0; b < std::min(sw, W); ++b) {
+        const T* v = src(b);
+        for (index_t t = 0, iw = b; iw < W; ++t, iw += sw) dst[iw] = v ? v[t] : T(0);
+    }
+}
+
 // With a stride and few input channels (the stem: 3), the phases are small
 // correlations one image at a time; instead, the transposed form of the
 // forward pass: multiply dy by the filters over dy's positions,
@@ -74,7 +92,13 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
     const index_t P = g.Ho * g.Wo;
     const PhaseAxis ah(g.R, g.stride.h, g.dilation.h, g.padding.h);
     const PhaseAxis aw(g.S, g.stride.w, g.dilation.w, g.padding.w);
-    const index_t lw = checked_add(g.Wo, aw.span, op);
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const index_t lw = std::max(checked_add(g.Wo, aw.span, op), ceil_div(g.W, g.stride.w) - aw.qmin);
+    // slot of each row / column phase, -1 where no tap reads that phase
+    std::vector<index_t> ah_slot(g.stride.h, -1), aw_slot(g.stride.w, -1);
+    for (index_t i = 0; i < ah.nslots; ++i) ah_slot[ah.slot_phase[i]] = i;
+    for (index_t j = 0; j < aw.nslots; ++j) aw_slot[aw.slot_phase[j]] = j;
+    const std::vector<T> zeros(g.W / 2 + 1, T(0));
     const index_t plane = checked_mul(checked_add(g.Ho, ah.span, op), lw, op);
     const index_t nslots = ah.nslots * aw.nslots, planes_size = checked_mul(Cg * nslots, plane, op);
     const index_t band = std::clamp<index_t>(ceil_div(512, g.Wo), 1, g.Ho), ldz = band * g.Wo;
@@ -101,30 +125,26 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
                 const index_t c = i / RS, r = (i / g.S) % g.R, s = i % g.S;
                 T* dst = planes + ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
                          (oh0 + ah.shift[r]) * lw + aw.shift[s];
-                const T* src = z + i * ldz;
                 for (index_t q = 0; q < rows; ++q)
-                    for (index_t ow = 0; ow < g.Wo; ++ow) dst[q * lw + ow] += src[q * g.Wo + ow];
+                    kern.add_to(g.Wo, z + i * ldz + q * g.Wo, dst + q * lw);
             }
         }
-        // dx row ih: zeros, then for each plane of its phase the values at
-        // columns sw*(u + qmin) + b (b: the plane's column phase).
+        // dx row ih = sh*(j + qmin) + a: row j of the planes of row phase a;
+        // column iw = sw*(u + qmin) + b: entry u of the plane of column
+        // phase b (lw covers every column; those no tap reads stay zero).
         for (index_t c = 0; c < Cg; ++c)
             for (index_t ih = 0; ih < g.H; ++ih) {
                 T* dst = dx + ((n * g.C + grp * Cg + c) * g.H + ih) * g.W;
-                std::fill(dst, dst + g.W, T(0));
-                for (index_t i = 0; i < ah.nslots; ++i) {
-                    const index_t q = ih - ah.slot_phase[i];
-                    if (q < 0 || q % g.stride.h != 0) continue;
-                    const index_t j = q / g.stride.h - ah.qmin;
-                    if (j < 0 || j >= g.Ho + ah.span) continue;
-                    for (index_t jj = 0; jj < aw.nslots; ++jj) {
-                        const T* src = planes + ((c * ah.nslots + i) * aw.nslots + jj) * plane + j * lw;
-                        for (index_t u = 0; u < lw; ++u) {
-                            const index_t iw = g.stride.w * (u + aw.qmin) + aw.slot_phase[jj];
-                            if (iw >= 0 && iw < g.W) dst[iw] = src[u];
-                        }
-                    }
+                const index_t i = ah_slot[ih % g.stride.h], j = ih / g.stride.h - ah.qmin;
+                if (i < 0 || j >= g.Ho + ah.span) {  // rows no tap reads
+                    std::fill(dst, dst + g.W, T(0));
+                    continue;
                 }
+                const T* row = planes + (c * ah.nslots + i) * aw.nslots * plane + j * lw - aw.qmin;
+                assemble_row(g.W, g.stride.w, [&](index_t b) -> const T* {
+                    const index_t jj = aw_slot[b];
+                    return jj < 0 ? nullptr : row + jj * plane;
+                }, zeros.data(), dst);
             }
     }, M * Kg * P);
 }

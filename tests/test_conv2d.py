@@ -55,6 +55,16 @@ CONV_CASES = [
     ("shift_add_stem_like", (8, 3, 21, 19), (8, 3, 7, 7), 2, 3, 1, 1),
     ("shift_add_strided_dilated", (8, 2, 17, 15), (9, 2, 3, 2), (2, 3), (1, 2), (2, 1), 1),
     ("shift_add_strided_groups", (8, 4, 9, 10), (16, 2, 3, 3), 2, 1, 1, 2),
+    # ... with input columns and rows no tap reads (their gradient is zero)
+    ("shift_add_strided_unread", (8, 2, 9, 11), (8, 2, 2, 2), 2, 0, 1, 1),
+    ("shift_add_stride_3_4_unread", (8, 1, 14, 13), (12, 1, 3, 3), (4, 3), (1, 0), 1, 1),
+    # few input channels, many output channels: the weight gradient's dot
+    # path, 1x1 (a plane per channel) and with a dilation
+    ("dot_wgrad_pointwise_strided", (3, 4, 13, 15), (6, 4, 1, 1), 2, 0, 1, 1),
+    ("dot_wgrad_dilated", (2, 2, 17, 12), (9, 2, 3, 3), (1, 2), 2, (2, 3), 1),
+    # pointwise: the indirect GEMM reads x in place (last tile: planes)
+    ("pointwise_in_place", (3, 16, 7, 9), (12, 16, 1, 1), 1, 0, 1, 1),
+    ("pointwise_groups", (2, 12, 5, 5), (16, 6, 1, 1), 1, 0, 1, 2),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
 

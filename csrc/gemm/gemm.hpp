@@ -60,6 +60,10 @@ struct Kernel {
     void (*winograd_grad_output)(const T* g, T* z, index_t z_stride);
     // dst[q] = src[2*q] for q < n (stride-2 patch gathers).
     void (*copy_stride2)(index_t n, const T* src, T* dst);
+    // dst[2q] = a[q], dst[2q + 1] = b[q] for q < n (stride-2 input gradients).
+    void (*interleave2)(index_t n, const T* a, const T* b, T* dst);
+    // dst[q] += src[q] for q < n (shifted adds).
+    void (*add_to)(index_t n, const T* src, T* dst);
     // dst[q] = src[q] + b for q < n (dst may be src): bias and copy-out.
     void (*add_scalar)(index_t n, const T* src, T b, T* dst);
     // One output row of a max pool over `ntaps` tap rows (PyTorch's rule);

@@ -458,6 +458,19 @@ void copy_stride2(index_t n, const T* __restrict src, T* __restrict dst) {
     for (index_t q = 0; q < n; ++q) dst[q] = src[2 * q];
 }
 
+// dst[2q] = a[q], dst[2q + 1] = b[q], q < n: the stride-2 phases of a row
+// put back together.
+template <class T>
+void interleave2(index_t n, const T* __restrict a, const T* __restrict b, T* __restrict dst) {
+    for (index_t q = 0; q < n; ++q) dst[2 * q] = a[q], dst[2 * q + 1] = b[q];
+}
+
+// dst[q] += src[q], q < n.
+template <class T>
+void add_to(index_t n, const T* __restrict src, T* __restrict dst) {
+    for (index_t q = 0; q < n; ++q) dst[q] += src[q];
+}
+
 // dst[q] = src[q] + b, q < n; dst may be src.
 template <class T>
 void add_scalar(index_t n, const T* src, T b, T* dst) {
@@ -577,8 +590,8 @@ template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, add_scalar<T>, max_pool_row<T>, dot_tile<T>,
-            lane_sums<T>};
+            winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>, max_pool_row<T>,
+            dot_tile<T>, lane_sums<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
