@@ -215,6 +215,11 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
         offset[f + 1] = checked_add(offset[f], size, op);
     }
     Buffer<T> phase_out(offset.back(), "input-gradient phases");
+    const index_t nsw = std::min(sw, g.W);  // phase_at[phi * nsw + psi]: its phase, or -1
+    std::vector<index_t> phase_at(std::min(sh, g.H) * nsw, -1);
+    for (std::size_t f = 0; f < phases.size(); ++f)
+        phase_at[phases[f].phi * nsw + phases[f].psi] = index_t(f);
+    const std::vector<T> zeros(g.W / 2 + 1, T(0));
     for (index_t n0 = 0; n0 < g.N; n0 += images) {
         const index_t nb = std::min(images, g.N - n0);
         for (std::size_t f = 0; f < phases.size(); ++f)
@@ -222,15 +227,11 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
                            static_cast<const T*>(nullptr), phase_out.data() + offset[f]);
         parallel_for(nb * g.C * g.H, [&](index_t row, int) {
             const index_t i = row / g.H, ih = row % g.H;  // i: (image, channel) in the chunk
-            T* dst = dx + (n0 * g.C + i) * HW + ih * g.W;
-            std::fill(dst, dst + g.W, T(0));
-            for (std::size_t f = 0; f < phases.size(); ++f) {
-                const Phase& ph = phases[f];
-                if (ih % sh != ph.phi) continue;
-                const T* src =
-                    phase_out.data() + offset[f] + (i * ph.th.out + ih / sh) * ph.tw.out;
-                for (index_t t = 0; t < ph.tw.out; ++t) dst[ph.psi + t * sw] = src[t];
-            }
+            assemble_row(g.W, sw, [&](index_t psi) -> const T* {
+                const index_t f = phase_at[(ih % sh) * nsw + psi];
+                return f < 0 ? nullptr : phase_out.data() + offset[f] +
+                                             (i * phases[f].th.out + ih / sh) * phases[f].tw.out;
+            }, zeros.data(), dx + (n0 * g.C + i) * HW + ih * g.W);
         }, g.W);
     }
 }
