@@ -268,19 +268,12 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T*
 
 template <class T>
 void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const index_t P = g.Ho * g.Wo;
     parallel_for(g.K, [&](index_t k, int) {
-        T lanes[8] = {};
-        for (index_t n = 0; n < g.N; ++n) {
-            const T* d = dy + (n * g.K + k) * P;
-            index_t i = 0;
-            for (; i + 8 <= P; i += 8)
-                for (int l = 0; l < 8; ++l) lanes[l] += d[i + l];
-            for (; i < P; ++i) lanes[i % 8] += d[i];
-        }
-        T sum = T(0);
-        for (int l = 0; l < 8; ++l) sum += lanes[l];
-        db[k] = sum;
+        T lanes[64] = {};  // lane sums over the batch, in image order
+        for (index_t n = 0; n < g.N; ++n) kern.lane_add(P, dy + (n * g.K + k) * P, lanes);
+        kern.lane_sums(1, lanes, db + k);
     }, g.N * P);
 }
 

@@ -75,6 +75,8 @@ struct Kernel {
     //   acc[(i*kDotJ + j)*L + l] += lane l of sum_{q<n} dy[i][q] * x[j][q]
     // (lane l sums the q = l mod L; nothing past q = n is read).
     void (*dot_tile)(index_t n, const T* const* dy, const T* const* x, T* acc);
+    // acc[l] += sum of src[q] over q < n with q = l mod lanes (l < lanes).
+    void (*lane_add)(index_t n, const T* src, T* acc);
     // out[o] = the sum of the lanes of vector o, v[o*L + l] (l < L), o < count;
     // out may be v.
     void (*lane_sums)(index_t count, const T* v, T* out);

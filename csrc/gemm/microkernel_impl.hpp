@@ -561,6 +561,22 @@ void dot_tile(index_t n, const T* const* dy, const T* const* x, T* acc) {
         for (int j = 0; j < JB; ++j) vstore(acc + (i * JB + j) * L, a[i][j]);
 }
 
+// acc[l] += the sum of src[q] over q < n, q = l mod L (L = lanes; two
+// vectors of partial sums, the second taken up first, so that the adds of
+// neighbouring vectors overlap).
+template <class T>
+void lane_add(index_t n, const T* src, T* acc) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    V a = vload(acc), b{};
+    index_t q = 0;
+    for (; q + 2 * L <= n; q += 2 * L) a += vload(src + q), b += vload(src + q + L);
+    for (; q + L <= n; q += L) a += vload(src + q);
+    T tail[L] = {};
+    std::copy(src + q, src + n, tail);
+    vstore(acc, a + vload(tail) + b);
+}
+
 // Sum of the Bytes/sizeof(T) values at p by halving: lanes [0, h) + [h, 2h),
 // in vector registers.
 template <class T, int Bytes>
@@ -591,7 +607,7 @@ Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
             winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>, max_pool_row<T>,
-            dot_tile<T>, lane_sums<T>};
+            dot_tile<T>, lane_add<T>, lane_sums<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
