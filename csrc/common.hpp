@@ -97,6 +97,17 @@ private:
 inline index_t ceil_div(index_t a, index_t b) { return a / b + (a % b != 0); }
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
+// Asks the cache for slice i of `parts` equal slices of [p, p + n): loops
+// that walk one plane after another call it a slice per step for the next
+// plane, whose first lines the hardware prefetcher (which stops at page
+// boundaries) would otherwise fetch late. A hint only; it reads nothing.
+template <class T>
+inline void prefetch_slice(const T* p, index_t n, index_t i, index_t parts) {
+    constexpr index_t kLine = 64 / index_t(sizeof(T));
+    const index_t end = (i + 1) * n / parts;
+    for (index_t q = i * n / parts / kLine * kLine; q < end; q += kLine) __builtin_prefetch(p + q);
+}
+
 // ---- threads ---------------------------------------------------------------
 // The number of OpenMP threads convext uses for a call made from the calling
 // thread. set_num_threads() sets a process-wide value; a different max-threads
