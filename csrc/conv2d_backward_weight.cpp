@@ -206,7 +206,8 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const int mr = kern.mr, nr = kern.nr;
     const CorrelationPlan plan = forward_plan(g);
     const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
-    const index_t KC = gemm::kKC<T>;
+    // depth blocks of at most kKC, equal (no short last block of a few positions)
+    const index_t KC = ceil_div(P, ceil_div(P, gemm::kKC<T>));
     const index_t ncw = round_up(ceil_div(KD, ceil_div(KD, 4 * gemm::kNC<T>)), nr);
     const index_t ncb = ceil_div(KD, ncw);
     const index_t out_tasks = g.groups * ncb;
