@@ -145,7 +145,7 @@ void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
 // per tap (PhasePlanes with tap_columns) a band's values of row crs are one
 // unit-stride run, as dy's are: per (chunk of the batch, group), per image
 // and band of output rows, fill x's planes and let dot_tile add each
-// kDotK x kDotJ tile of (k, crs) lane-wise. No copies of dy, no transposes,
+// dot_k x dot_j tile of (k, crs) lane-wise. No copies of dy, no transposes,
 // no packed panels; the lane sums are added at the end.
 template <class T>
 void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
@@ -154,7 +154,7 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const CorrelationPlan plan = forward_plan(g);
     const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const PhasePlanes pp(plan, ceil_div(1024, g.Wo), true);
-    constexpr index_t KB = gemm::kDotK, JB = gemm::kDotJ;
+    const index_t KB = kern.dot_k, JB = kern.dot_j;
     const index_t kt = ceil_div(Kg, KB), jt = ceil_div(KD, JB), tile = KB * JB * L;
     const index_t chunks = std::min(g.N, kTargetTasks);
     const index_t dw_size = g.K * KD;
@@ -180,10 +180,10 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                 const T* dyb = dy + (n * g.K + grp * Kg) * P + oh0 * g.Wo;
                 // Edge tiles repeat the last k / crs; their sums are dropped.
                 for (index_t a = 0; a < kt; ++a) {
-                    const T* d[KB];
+                    const T* d[gemm::kMaxDot];
                     for (index_t i = 0; i < KB; ++i) d[i] = dyb + std::min(a * KB + i, Kg - 1) * P;
                     for (index_t b = 0; b < jt; ++b) {
-                        const T* xs[JB];
+                        const T* xs[gemm::kMaxDot];
                         for (index_t j = 0; j < JB; ++j)
                             xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
                         kern.dot_tile(rows * g.Wo, d, xs, acc + (a * jt + b) * tile);

@@ -70,10 +70,11 @@ struct Kernel {
     // tap[q] = winning tap or -1. TapIndex is int32 for float, int64 for double.
     using TapIndex = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
     void (*max_pool_row)(index_t wo, index_t ntaps, const T* const* rows, T* out, TapIndex* tap);
-    // A kDotK x kDotJ tile of weight-gradient dot products over n values,
-    // lane-wise (L = lanes), i < kDotK, j < kDotJ:
-    //   acc[(i*kDotJ + j)*L + l] += lane l of sum_{q<n} dy[i][q] * x[j][q]
+    // A dot_k x dot_j tile of weight-gradient dot products over n values,
+    // lane-wise (L = lanes), i < dot_k, j < dot_j:
+    //   acc[(i*dot_j + j)*L + l] += lane l of sum_{q<n} dy[i][q] * x[j][q]
     // (lane l sums the q = l mod L; nothing past q = n is read).
+    int dot_k, dot_j;
     void (*dot_tile)(index_t n, const T* const* dy, const T* const* x, T* acc);
     // acc[l] += sum of src[q] over q < n with q = l mod lanes (l < lanes).
     void (*lane_add)(index_t n, const T* src, T* acc);
@@ -82,9 +83,8 @@ struct Kernel {
     void (*lane_sums)(index_t count, const T* v, T* out);
 };
 
-// The weight-gradient dot tile: kDotK dy rows x kDotJ column-matrix rows
-// (A/B on the stem and lenet rows: 4 x 4 beat 8 x 2 and 2 x 8 by 25-35%).
-constexpr int kDotK = 4, kDotJ = 4;
+// Largest dot tile side of any kernel (dot_k, dot_j).
+constexpr int kMaxDot = 8;
 
 // The kernel chosen for this CPU (set CONVEXT_ISA=generic to force the fallback).
 template <class T>

@@ -3,6 +3,8 @@
 // target has.
 #define CONVEXT_VBYTES 16
 #define CONVEXT_MR 6
+#define CONVEXT_DOT_K 3  // weight-gradient dot tile: 16 registers, as AVX2
+#define CONVEXT_DOT_J 3
 #define CONVEXT_KERNEL_NS generic
 #include "microkernel_impl.hpp"
 

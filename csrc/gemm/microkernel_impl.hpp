@@ -11,8 +11,8 @@
 // ~185 GFLOP/s, 12x32 ~165, AVX2 6x16 ~100).
 #pragma once
 
-#if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR)
-#error "define CONVEXT_VBYTES and CONVEXT_MR before including microkernel_impl.hpp"
+#if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR) || !defined(CONVEXT_DOT_K) || !defined(CONVEXT_DOT_J)
+#error "define CONVEXT_VBYTES, CONVEXT_MR and CONVEXT_DOT_K/J before including microkernel_impl.hpp"
 #endif
 
 #include "gemm.hpp"
@@ -519,31 +519,29 @@ void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
     }
 }
 
-// A KB x JB tile (kDotK x kDotJ) of the weight gradient's dot products over
-// output positions:
-//   acc[(i*JB + j)*L + l] += lane l of sum_{t < rows} sum_{q < round_up(wo, L)}
-//       dy[i][t*dy_step + q] * (q < wo ? x[j][t*x_step + q] : 0),  i < KB, j < JB.
-// The x lanes past wo are masked off (they hold other taps' values, which
-// may be Inf); the caller zero pads the dy rows there.
+// A KB x JB tile (CONVEXT_DOT_K x CONVEXT_DOT_J) of the weight gradient's dot products over
+// n values, lane-wise: acc[(i*JB + j)*L + l] += lane l of
+// sum_q dy[i][q] * x[j][q]. The KB dy vectors stay in registers; the x
+// vectors are loaded one at a time (KB*JB accumulators + KB + 1 registers).
 template <class T>
 void dot_tile(index_t n, const T* const* dy, const T* const* x, T* acc) {
     using V = typename Vec<T>::type;
-    constexpr int L = kLanes<T>, KB = kDotK, JB = kDotJ;
+    constexpr int L = kLanes<T>, KB = CONVEXT_DOT_K, JB = CONVEXT_DOT_J;
+    static_assert(KB <= kMaxDot && JB <= kMaxDot);
     V a[KB][JB];
     for (int i = 0; i < KB; ++i)
         for (int j = 0; j < JB; ++j) a[i][j] = vload(acc + (i * JB + j) * L);
     auto step = [&](const T* const* d_rows, const T* const* x_rows, index_t q) {
-        V d[KB], xv[JB];
+        V d[KB];
         for (int i = 0; i < KB; ++i) {
             d[i] = vload(d_rows[i] + q);
             CONVEXT_IN_REGISTER(d[i]);
         }
         for (int j = 0; j < JB; ++j) {
-            xv[j] = vload(x_rows[j] + q);
-            CONVEXT_IN_REGISTER(xv[j]);
+            V xv = vload(x_rows[j] + q);
+            CONVEXT_IN_REGISTER(xv);
+            for (int i = 0; i < KB; ++i) a[i][j] += d[i] * xv;
         }
-        for (int i = 0; i < KB; ++i)
-            for (int j = 0; j < JB; ++j) a[i][j] += d[i] * xv[j];
     };
     index_t q = 0;
     for (; q + L <= n; q += L) step(dy, x, q);
@@ -607,7 +605,7 @@ Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
             winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>, max_pool_row<T>,
-            dot_tile<T>, lane_add<T>, lane_sums<T>};
+            CONVEXT_DOT_K, CONVEXT_DOT_J, dot_tile<T>, lane_add<T>, lane_sums<T>};
 }
 
 }  // namespace CONVEXT_KERNEL_NS
