@@ -43,8 +43,11 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
 template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx);
 
+// db: also the bias gradient (null: not), in the same pass over dy where the
+// path allows.
 template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw);
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw,
+                            T* db = nullptr);
 
 template <class T>
 void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db);

@@ -125,17 +125,17 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
 // against 112-130; down1x1s2, 64 channels, 70 against 130).
 bool dot_applies(const Conv2dGeometry& g) { return g.Cg() <= 4; }
 
-// Adds the per-chunk partial sums of the weight gradient in chunk order
-// (partial: `chunks` blocks of dw_size values).
+// Adds the per-chunk partial sums in chunk order: out[i] = sum over c <
+// chunks of partial[c * stride + i], i < size.
 template <class T>
-void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
+void sum_partials(index_t chunks, index_t size, index_t stride, const T* partial, T* out) {
     constexpr index_t kBlock = 4096;
-    parallel_for(ceil_div(dw_size, kBlock), [&](index_t b, int) {
-        const index_t i0 = b * kBlock, i1 = std::min(dw_size, i0 + kBlock);
-        std::copy(partial + i0, partial + i1, dw + i0);
+    parallel_for(ceil_div(size, kBlock), [&](index_t b, int) {
+        const index_t i0 = b * kBlock, i1 = std::min(size, i0 + kBlock);
+        std::copy(partial + i0, partial + i1, out + i0);
         for (index_t c = 1; c < chunks; ++c) {
-            const T* part = partial + c * dw_size;
-            for (index_t i = i0; i < i1; ++i) dw[i] += part[i];
+            const T* part = partial + c * stride;
+            for (index_t i = i0; i < i1; ++i) out[i] += part[i];
         }
     });
 }
@@ -146,58 +146,71 @@ void sum_partials(index_t chunks, index_t dw_size, const T* partial, T* dw) {
 // unit-stride run, as dy's are: per (chunk of the batch, group), per image
 // and band of output rows, fill x's planes and let dot_tile add each
 // dot_k x dot_j tile of (k, crs) lane-wise. No copies of dy, no transposes,
-// no packed panels; the lane sums are added at the end.
+// no packed panels; the lane sums are added at the end. With db, a row of
+// ones after the KD rows of the column matrix makes its dot products the
+// bias gradient, in the same pass over dy.
 template <class T>
-void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const char* op = "conv2d_weight_grad";
     const CorrelationPlan plan = forward_plan(g);
     const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
+    const index_t J = KD + (db ? 1 : 0);  // columns: the KD taps, then the ones
     const PhasePlanes pp(plan, ceil_div(1024, g.Wo), true);
     const index_t KB = kern.dot_k, JB = kern.dot_j;
-    const index_t kt = ceil_div(Kg, KB), jt = ceil_div(KD, JB), tile = KB * JB * L;
+    const index_t kt = ceil_div(Kg, KB), jt = ceil_div(J, JB), tile = KB * JB * L;
     const index_t chunks = std::min(g.N, kTargetTasks);
-    const index_t dw_size = g.K * KD;
+    const index_t dw_size = g.K * KD, chunk_size = checked_add(dw_size, db ? g.K : 0, op);
     const index_t acc_size = checked_mul(kt * jt, tile, op);
-    const index_t per_thread = checked_add(pp.size, acc_size, op);
+    const index_t ones_size = db ? pp.band * g.Wo : 0;
+    const index_t per_thread = checked_add(checked_add(pp.size, ones_size, op), acc_size, op);
     const index_t tasks = chunks * g.groups;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input planes");
-    Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, op) : 0,
+    Buffer<T> partial(chunks > 1 ? checked_mul(chunks, chunk_size, op) : 0,
                       "weight-gradient partial sums");
-    Buffer<index_t> off(KD, "tap offsets");
+    Buffer<index_t> off(J, "tap offsets");  // from the planes
     for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k);
+    if (db) off[KD] = pp.size;
 
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t chunk = t / g.groups, grp = t % g.groups;
         const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
         T* planes = scratch.data() + tid * per_thread;
-        T* acc = planes + pp.size;
+        T* acc = planes + pp.size + ones_size;
+        std::fill(planes + pp.size, acc, T(1));
         std::fill(acc, acc + acc_size, T(0));
         for (index_t n = n0; n < n1; ++n)
             for (index_t oh0 = 0; oh0 < g.Ho; oh0 += pp.band) {
                 const index_t rows = std::min(pp.band, g.Ho - oh0);
                 pp.fill(plan, x + (n * g.C + grp * Cg) * g.H * g.W, oh0, rows, planes);
                 const T* dyb = dy + (n * g.K + grp * Kg) * P + oh0 * g.Wo;
-                // Edge tiles repeat the last k / crs; their sums are dropped.
+                // Edge tiles repeat the last k / column; their sums are dropped.
                 for (index_t a = 0; a < kt; ++a) {
                     const T* d[gemm::kMaxDot];
                     for (index_t i = 0; i < KB; ++i) d[i] = dyb + std::min(a * KB + i, Kg - 1) * P;
                     for (index_t b = 0; b < jt; ++b) {
                         const T* xs[gemm::kMaxDot];
                         for (index_t j = 0; j < JB; ++j)
-                            xs[j] = planes + off[std::min(b * JB + j, KD - 1)];
+                            xs[j] = planes + off[std::min(b * JB + j, J - 1)];
                         kern.dot_tile(rows * g.Wo, d, xs, acc + (a * jt + b) * tile);
                     }
                 }
             }
         kern.lane_sums(acc_size / L, acc, acc);
-        T* out = (chunks > 1 ? partial.data() + chunk * dw_size : dw) + grp * Kg * KD;
+        T* out = chunks > 1 ? partial.data() + chunk * chunk_size : nullptr;
+        T* out_w = (out ? out : dw) + grp * Kg * KD;
+        T* out_b = out ? out + dw_size + grp * Kg : db ? db + grp * Kg : nullptr;
         for (index_t k = 0; k < Kg; ++k)
-            for (index_t crs = 0; crs < KD; ++crs)
-                out[k * KD + crs] = acc[((k / KB) * jt + crs / JB) * KB * JB + (k % KB) * JB + crs % JB];
-    }, Kg * KD * (g.N / chunks + 1) * P);
+            for (index_t j = 0; j < J; ++j) {
+                const T v = acc[((k / KB) * jt + j / JB) * KB * JB + (k % KB) * JB + j % JB];
+                (j < KD ? out_w[k * KD + j] : out_b[k]) = v;
+            }
+    }, Kg * J * (g.N / chunks + 1) * P);
 
-    if (chunks > 1) sum_partials(chunks, dw_size, partial.data(), dw);
+    if (chunks > 1) {
+        sum_partials(chunks, dw_size, chunk_size, partial.data(), dw);
+        if (db) sum_partials(chunks, g.K, chunk_size, partial.data() + dw_size, db);
+    }
 }
 
 template <class T>
@@ -254,21 +267,22 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         }
     }, Kg * ncw * (n_per_chunk * P));
 
-    if (chunks > 1) sum_partials(chunks, dw_size, partial.data(), dw);
+    if (chunks > 1) sum_partials(chunks, dw_size, dw_size, partial.data(), dw);
 }
 
 }  // namespace
 
 template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
     if (g.Kg() < kMinGemmRows)
         weight_grad_direct(g, dy, x, dw);
     else if (winograd_applies(forward_plan(g)))
         weight_grad_winograd(g, dy, x, dw);
     else if (dot_applies(g))
-        weight_grad_dot(g, dy, x, dw);
+        return weight_grad_dot(g, dy, x, dw, db);  // the bias in the same pass
     else
         weight_grad_gemm(g, dy, x, dw);
+    if (db) conv2d_backward_bias(g, dy, db);
 }
 
 template <class T>
@@ -283,7 +297,7 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                \
-    template void conv2d_backward_weight<T>(const Conv2dGeometry&, const T*, const T*, T*); \
+    template void conv2d_backward_weight<T>(const Conv2dGeometry&, const T*, const T*, T*, T*); \
     template void conv2d_backward_bias<T>(const Conv2dGeometry&, const T*, T*);
 CONVEXT_INSTANTIATE(float)
 CONVEXT_INSTANTIATE(double)

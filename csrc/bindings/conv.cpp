@@ -60,11 +60,12 @@ void input_grad(const Conv2dGeometry& g, const py::array& ga, const py::array& w
 }
 
 template <class T>
-void weight_grad(const Conv2dGeometry& g, const py::array& ga, const py::array& xa, T* dw) {
+void weight_grad(const Conv2dGeometry& g, const py::array& ga, const py::array& xa, T* dw,
+                 T* db = nullptr) {
     auto gc = contiguous<T>(ga);
     auto xc = contiguous<T>(xa);
     py::gil_scoped_release release;
-    conv2d_backward_weight<T>(g, gc.data(), xc.data(), dw);
+    conv2d_backward_weight<T>(g, gc.data(), xc.data(), dw, db);
 }
 
 py::array conv2d_input_grad(py::object grad_out, py::object weight, py::object input_shape,
@@ -119,12 +120,7 @@ py::tuple conv2d_backward(py::object grad_out, py::object x, py::object weight, 
         auto dw = new_array<T>(op, g.w_shape());
         auto db = new_array<T>(op, {g.K});
         input_grad<T>(g, gc, wa, dx.mutable_data());
-        weight_grad<T>(g, gc, xa, dw.mutable_data());
-        T* dbp = db.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_backward_bias<T>(g, gc.data(), dbp);
-        }
+        weight_grad<T>(g, gc, xa, dw.mutable_data(), db.mutable_data());
         return py::make_tuple(dx, dw, db);
     });
 }
