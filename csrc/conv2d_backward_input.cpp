@@ -208,7 +208,8 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
     // filter): up to ~8 MiB of phase values, fewer, larger parallel loops.
     const index_t dy_image = checked_mul(g.K, g.Ho * g.Wo, op);
     const index_t cap = (index_t(phases.size() > 1 ? 2 : 8) << 20) / index_t(sizeof(T));
-    const index_t images = std::clamp<index_t>(cap / std::max(dy_image, g.C * HW), 1, g.N);
+    const index_t max_images = std::clamp<index_t>(cap / std::max(dy_image, g.C * HW), 1, g.N);
+    const index_t images = ceil_div(g.N, ceil_div(g.N, max_images));  // equal chunks
     std::vector<index_t> offset(phases.size() + 1, 0);  // of each phase's buffer
     for (std::size_t f = 0; f < phases.size(); ++f) {
         const index_t size = checked_mul(images * g.C, phases[f].th.out * phases[f].tw.out, op);
