@@ -33,6 +33,9 @@ SCRIPT = textwrap.dedent(
         (8, 12, 11, 10, 2, 3, 3, 1, 1, 1, 1),    # few outputs: shift-add forward
         (2, 6, 10, 9, 6, 3, 3, 1, 1, 2, 6),      # depthwise: direct loops
         (1, 8, 9, 17, 4, 5, 5, (2, 1), 2, 1, 2), # grouped
+        (2, 40, 12, 14, 12, 1, 1, 2, 0, 1, 1),   # 1x1 strided: GEMM weight gradient
+                                                 # (whole and partial B panels)
+        (3, 24, 7, 9, 16, 1, 1, 1, 0, 1, 1),     # 1x1: x read in place
     ]
     for dtype, rtol in ((np.float32, 2e-4), (np.float64, 1e-10)):
         for (N, C, H, W, K, R, S, st, pad, dil, g) in cases:

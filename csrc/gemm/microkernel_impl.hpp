@@ -34,6 +34,29 @@ struct Vec<double> {
     typedef double type __attribute__((vector_size(CONVEXT_VBYTES)));
 };
 
+// 8 values, whatever the ISA's width (8 x 8 transposes).
+template <class T>
+struct Vec8;
+template <>
+struct Vec8<float> {
+    typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Vec8<double> {
+    typedef double type __attribute__((vector_size(64)));
+};
+
+template <class T>
+struct IntOf;
+template <>
+struct IntOf<float> {
+    using type = std::int32_t;
+};
+template <>
+struct IntOf<double> {
+    using type = std::int64_t;
+};
+
 constexpr int kMR = CONVEXT_MR;
 template <class T>
 constexpr int kLanes = CONVEXT_VBYTES / int(sizeof(T));
@@ -396,6 +419,34 @@ void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
     }
 }
 
+// dst[k*ldd + j] = src[j*lds + k] for j, k < 8: three rounds of pairwise
+// interleaves (blocks of 1, 2, 4), 24 shuffles for 64 values.
+template <class T>
+inline void transpose8(const T* src, index_t lds, T* dst, index_t ldd) {
+    using V8 = typename Vec8<T>::type;
+    using I = typename IntOf<T>::type;
+    typedef I M8 __attribute__((vector_size(sizeof(V8))));
+    constexpr M8 lo1 = {0, 8, 1, 9, 2, 10, 3, 11}, hi1 = {4, 12, 5, 13, 6, 14, 7, 15};
+    constexpr M8 lo2 = {0, 1, 8, 9, 2, 3, 10, 11}, hi2 = {4, 5, 12, 13, 6, 7, 14, 15};
+    constexpr M8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    V8 r[8], p[8], q[8];
+    for (int j = 0; j < 8; ++j) __builtin_memcpy(&r[j], src + j * lds, sizeof(V8));
+    for (int i = 0; i < 8; i += 2) {  // p[i]: k 0-3 of rows i, i+1 interleaved; p[i+1]: k 4-7
+        p[i] = __builtin_shuffle(r[i], r[i + 1], lo1);
+        p[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);
+    }
+    for (int i = 0; i < 8; i += 4)  // q[i + m]: k = 2m, 2m+1 of rows i..i+3
+        for (int h = 0; h < 2; ++h) {
+            q[i + 2 * h] = __builtin_shuffle(p[i + h], p[i + 2 + h], lo2);
+            q[i + 2 * h + 1] = __builtin_shuffle(p[i + h], p[i + 2 + h], hi2);
+        }
+    for (int m = 0; m < 4; ++m) {  // columns 2m, 2m+1: rows 0-3 from q[m], 4-7 from q[4+m]
+        const V8 c0 = __builtin_shuffle(q[m], q[4 + m], lo4), c1 = __builtin_shuffle(q[m], q[4 + m], hi4);
+        __builtin_memcpy(dst + (2 * m) * ldd, &c0, sizeof(V8));
+        __builtin_memcpy(dst + (2 * m + 1) * ldd, &c1, sizeof(V8));
+    }
+}
+
 // Pack a B block given by columns (column j: kc contiguous values at
 // cols + j*ld) into NR-column panels, zero padding to round_up(n, NR): a
 // transpose. Compiled per ISA with NR a constant, so the compiler can turn
@@ -408,8 +459,11 @@ void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
         T* __restrict dst = Bp + j0 * kc;
         const T* __restrict src = cols + j0 * ld;
         if (w == NR) {
-            for (index_t k = 0; k < kc; ++k)
-#pragma GCC unroll 32
+            // 8 x 8 blocks transposed in registers (transpose8)
+            index_t k0 = 0;
+            for (; k0 + 8 <= kc; k0 += 8)
+                for (int j8 = 0; j8 < NR; j8 += 8) transpose8(src + j8 * ld + k0, ld, dst + k0 * NR + j8, NR);
+            for (index_t k = k0; k < kc; ++k)
                 for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ld + k];
             continue;
         }
@@ -484,16 +538,6 @@ void add_scalar(index_t n, const T* src, T b, T* dst) {
 // round_up(wo, lanes). out[q] = the running max with PyTorch's rule (take a
 // value when it is greater or NaN); tap[q] = the winning tap, -1 if none
 // was taken (a window of -inf only). Branch-free: a select per tap.
-template <class T>
-struct IntOf;
-template <>
-struct IntOf<float> {
-    using type = std::int32_t;
-};
-template <>
-struct IntOf<double> {
-    using type = std::int64_t;
-};
 
 template <class T>
 void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
