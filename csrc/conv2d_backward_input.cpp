@@ -59,8 +59,10 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
 template <class T, class Src>
 void assemble_row(index_t W, index_t sw, Src src, const T* zeros, T* dst) {
     if (sw == 2) {  // vectorised
-        const T* a = src(0) ? src(0) : zeros;
-        const T* b = W > 1 && src(1) ? src(1) : zeros;
+        const T* a = src(0);
+        const T* b = W > 1 ? src(1) : nullptr;
+        if (!a && !b) return std::fill(dst, dst + W, T(0));
+        a = a ? a : zeros, b = b ? b : zeros;
         gemm::kernel<T>().interleave2(W / 2, a, b, dst);
         if (W % 2) dst[W - 1] = a[W / 2];
         return;
@@ -226,14 +228,14 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
         for (std::size_t f = 0; f < phases.size(); ++f)
             correlate_nchw(plan(phases[f], nb), dy + n0 * dy_image, phases[f].sub.data(),
                            static_cast<const T*>(nullptr), phase_out.data() + offset[f]);
-        parallel_for(nb * g.C * g.H, [&](index_t row, int) {
-            const index_t i = row / g.H, ih = row % g.H;  // i: (image, channel) in the chunk
-            assemble_row(g.W, sw, [&](index_t psi) -> const T* {
-                const index_t f = phase_at[(ih % sh) * nsw + psi];
-                return f < 0 ? nullptr : phase_out.data() + offset[f] +
-                                             (i * phases[f].th.out + ih / sh) * phases[f].tw.out;
-            }, zeros.data(), dx + (n0 * g.C + i) * HW + ih * g.W);
-        }, g.W);
+        parallel_for(nb * g.C, [&](index_t i, int) {  // i: (image, channel) in the chunk
+            for (index_t ih = 0; ih < g.H; ++ih)
+                assemble_row(g.W, sw, [&](index_t psi) -> const T* {
+                    const index_t f = phase_at[(ih % sh) * nsw + psi];
+                    return f < 0 ? nullptr : phase_out.data() + offset[f] +
+                                                 (i * phases[f].th.out + ih / sh) * phases[f].tw.out;
+                }, zeros.data(), dx + (n0 * g.C + i) * HW + ih * g.W);
+        }, HW);
     }
 }
 
