@@ -185,7 +185,7 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
                             dst[j * nw + i] =
                                 src[(th.last - j * th.step) * g.S + (tw.last - i * tw.step)];
                 }
-            });
+            }, Cg * nh * nw);
             phases.push_back({phi, psi, th, tw, std::move(sub)});
         }
     auto plan = [&](const Phase& ph, index_t N) {

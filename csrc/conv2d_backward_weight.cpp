@@ -137,7 +137,7 @@ void sum_partials(index_t chunks, index_t size, index_t stride, const T* partial
             const T* part = partial + c * stride;
             for (index_t i = i0; i < i1; ++i) out[i] += part[i];
         }
-    });
+    }, kBlock * chunks);
 }
 
 // Dot products read in place: dw[k, crs] is the dot product, over output

@@ -56,7 +56,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     parallel_for(p.groups * nkb, [&](index_t t, int) {
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
         kern.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
-    });
+    }, Kg * KC);
     const bool pointwise = p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 &&
                            p.pad.h == 0 && p.pad.w == 0;
     const index_t HW = p.H * p.W;

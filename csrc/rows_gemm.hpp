@@ -33,7 +33,7 @@ public:
             for (index_t i = 0; i < M; ++i)
                 for (index_t j = k0; j < k0 + kc; ++j) ag[i * depth + j] = a(g, i, j);
             kern_.pack_a(M, kc, ag + k0, depth, 1, apack_.data() + g * M_up_ * depth + M_up_ * k0);
-        });
+        }, 2 * M * KC);
         // B row j in place at j*b_stride; copied (see run) at j*ldb.
         for (index_t j = 0; j < depth; ++j) off_[j] = j * b_stride, off_[depth + j] = j * ldb_;
     }
