@@ -122,7 +122,7 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
             const index_t rows = std::min(band, g.Ho - oh0);
             // in place, unless the last band of the last image (reads past dy)
             gemm.run(grp, dyg + oh0 * g.Wo, rows * g.Wo, t < tasks - 1 || oh0 + rows < g.Ho,
-                     staging, z, ldz);
+                     staging, z, ldz, oh0 + band < g.Ho ? dyg + (oh0 + band) * g.Wo : nullptr);
             for (index_t i = 0; i < M; ++i) {
                 const index_t c = i / RS, r = (i / g.S) % g.R, s = i % g.S;
                 T* dst = planes + ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +

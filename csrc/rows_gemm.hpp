@@ -46,9 +46,10 @@ public:
     // the caller's array, pass in_place_ok = false (B is then copied, zero
     // padded).
     void run(index_t g, const T* b, index_t np, bool in_place_ok, T* staging, T* z,
-             index_t ldz) const {
+             index_t ldz, const T* next = nullptr) const {
         const bool copy = !in_place_ok || depth_ > kInPlaceRows;
         for (index_t j = 0; copy && j < depth_; ++j) {
+            if (next) prefetch_slice(next + off_[j], np, 0, 1);
             std::copy(b + off_[j], b + off_[j] + np, staging + j * ldb_);
             std::fill(staging + j * ldb_ + np, staging + (j + 1) * ldb_, T(0));
         }
