@@ -95,7 +95,8 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
     const PhaseAxis ah(g.R, g.stride.h, g.dilation.h, g.padding.h);
     const PhaseAxis aw(g.S, g.stride.w, g.dilation.w, g.padding.w);
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const index_t lw = std::max(checked_add(g.Wo, aw.span, op), ceil_div(g.W, g.stride.w) - aw.qmin);
+    const index_t lw =
+        std::max(checked_add(g.Wo, aw.span, op), ceil_div(g.W, g.stride.w) - aw.qmin);
     // slot of each row / column phase, -1 where no tap reads that phase
     std::vector<index_t> ah_slot(g.stride.h, -1), aw_slot(g.stride.w, -1);
     for (index_t i = 0; i < ah.nslots; ++i) ah_slot[ah.slot_phase[i]] = i;
@@ -232,8 +233,9 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
             for (index_t ih = 0; ih < g.H; ++ih)
                 assemble_row(g.W, sw, [&](index_t psi) -> const T* {
                     const index_t f = phase_at[(ih % sh) * nsw + psi];
-                    return f < 0 ? nullptr : phase_out.data() + offset[f] +
-                                                 (i * phases[f].th.out + ih / sh) * phases[f].tw.out;
+                    if (f < 0) return nullptr;
+                    const Phase& ph = phases[f];
+                    return phase_out.data() + offset[f] + (i * ph.th.out + ih / sh) * ph.tw.out;
                 }, zeros.data(), dx + (n0 * g.C + i) * HW + ih * g.W);
         }, HW);
     }

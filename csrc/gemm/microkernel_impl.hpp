@@ -11,7 +11,8 @@
 // ~185 GFLOP/s, 12x32 ~165, AVX2 6x16 ~100).
 #pragma once
 
-#if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR) || !defined(CONVEXT_DOT_K) || !defined(CONVEXT_DOT_J)
+#if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR) || !defined(CONVEXT_DOT_K) || \
+    !defined(CONVEXT_DOT_J)
 #error "define CONVEXT_VBYTES, CONVEXT_MR and CONVEXT_DOT_K/J before including microkernel_impl.hpp"
 #endif
 
@@ -441,7 +442,8 @@ inline void transpose8(const T* src, index_t lds, T* dst, index_t ldd) {
             q[i + 2 * h + 1] = __builtin_shuffle(p[i + h], p[i + 2 + h], hi2);
         }
     for (int m = 0; m < 4; ++m) {  // columns 2m, 2m+1: rows 0-3 from q[m], 4-7 from q[4+m]
-        const V8 c0 = __builtin_shuffle(q[m], q[4 + m], lo4), c1 = __builtin_shuffle(q[m], q[4 + m], hi4);
+        const V8 c0 = __builtin_shuffle(q[m], q[4 + m], lo4);
+        const V8 c1 = __builtin_shuffle(q[m], q[4 + m], hi4);
         __builtin_memcpy(dst + (2 * m) * ldd, &c0, sizeof(V8));
         __builtin_memcpy(dst + (2 * m + 1) * ldd, &c1, sizeof(V8));
     }
@@ -462,7 +464,8 @@ void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
             // 8 x 8 blocks transposed in registers (transpose8)
             index_t k0 = 0;
             for (; k0 + 8 <= kc; k0 += 8)
-                for (int j8 = 0; j8 < NR; j8 += 8) transpose8(src + j8 * ld + k0, ld, dst + k0 * NR + j8, NR);
+                for (int j8 = 0; j8 < NR; j8 += 8)
+                    transpose8(src + j8 * ld + k0, ld, dst + k0 * NR + j8, NR);
             for (index_t k = k0; k < kc; ++k)
                 for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ld + k];
             continue;
@@ -648,7 +651,8 @@ template <class T>
 Kernel<T> make_kernel(const char* name) {
     return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
             corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>, max_pool_row<T>,
+            winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>,
+            max_pool_row<T>,
             CONVEXT_DOT_K, CONVEXT_DOT_J, dot_tile<T>, lane_add<T>, lane_sums<T>};
 }
 
