@@ -13,7 +13,7 @@
 
 #if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR) || !defined(CONVEXT_DOT_K) || \
     !defined(CONVEXT_DOT_J)
-#error "define CONVEXT_VBYTES, CONVEXT_MR and CONVEXT_DOT_K/J before including microkernel_impl.hpp"
+#error "define CONVEXT_VBYTES, CONVEXT_MR, CONVEXT_DOT_K/J before including microkernel_impl.hpp"
 #endif
 
 #include "gemm.hpp"
@@ -425,25 +425,23 @@ void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
 template <class T>
 inline void transpose8(const T* src, index_t lds, T* dst, index_t ldd) {
     using V8 = typename Vec8<T>::type;
-    using I = typename IntOf<T>::type;
-    typedef I M8 __attribute__((vector_size(sizeof(V8))));
-    constexpr M8 lo1 = {0, 8, 1, 9, 2, 10, 3, 11}, hi1 = {4, 12, 5, 13, 6, 14, 7, 15};
-    constexpr M8 lo2 = {0, 1, 8, 9, 2, 3, 10, 11}, hi2 = {4, 5, 12, 13, 6, 7, 14, 15};
-    constexpr M8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    // __builtin_shufflevector(a, b, idx...): element i is element idx[i] of
+    // a then b (GCC >= 12, Clang)
     V8 r[8], p[8], q[8];
     for (int j = 0; j < 8; ++j) __builtin_memcpy(&r[j], src + j * lds, sizeof(V8));
     for (int i = 0; i < 8; i += 2) {  // p[i]: k 0-3 of rows i, i+1 interleaved; p[i+1]: k 4-7
-        p[i] = __builtin_shuffle(r[i], r[i + 1], lo1);
-        p[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi1);
+        p[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 2, 10, 3, 11);
+        p[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 4, 12, 5, 13, 6, 14, 7, 15);
     }
     for (int i = 0; i < 8; i += 4)  // q[i + m]: k = 2m, 2m+1 of rows i..i+3
         for (int h = 0; h < 2; ++h) {
-            q[i + 2 * h] = __builtin_shuffle(p[i + h], p[i + 2 + h], lo2);
-            q[i + 2 * h + 1] = __builtin_shuffle(p[i + h], p[i + 2 + h], hi2);
+            const V8 a = p[i + h], b = p[i + 2 + h];
+            q[i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 2, 3, 10, 11);
+            q[i + 2 * h + 1] = __builtin_shufflevector(a, b, 4, 5, 12, 13, 6, 7, 14, 15);
         }
     for (int m = 0; m < 4; ++m) {  // columns 2m, 2m+1: rows 0-3 from q[m], 4-7 from q[4+m]
-        const V8 c0 = __builtin_shuffle(q[m], q[4 + m], lo4);
-        const V8 c1 = __builtin_shuffle(q[m], q[4 + m], hi4);
+        const V8 c0 = __builtin_shufflevector(q[m], q[4 + m], 0, 1, 2, 3, 8, 9, 10, 11);
+        const V8 c1 = __builtin_shufflevector(q[m], q[4 + m], 4, 5, 6, 7, 12, 13, 14, 15);
         __builtin_memcpy(dst + (2 * m) * ldd, &c0, sizeof(V8));
         __builtin_memcpy(dst + (2 * m + 1) * ldd, &c1, sizeof(V8));
     }
@@ -541,7 +539,6 @@ void add_scalar(index_t n, const T* src, T b, T* dst) {
 // round_up(wo, lanes). out[q] = the running max with PyTorch's rule (take a
 // value when it is greater or NaN); tap[q] = the winning tap, -1 if none
 // was taken (a window of -inf only). Branch-free: a select per tap.
-
 template <class T>
 void max_pool_row(index_t wo, index_t ntaps, const T* const* rows, T* out,
                   typename IntOf<T>::type* tap) {
@@ -607,8 +604,8 @@ void dot_tile(index_t n, const T* const* dy, const T* const* x, T* acc) {
 }
 
 // acc[l] += the sum of src[q] over q < n, q = l mod L (L = lanes; two
-// vectors of partial sums, the second taken up first, so that the adds of
-// neighbouring vectors overlap).
+// vectors of partial sums, so that neighbouring adds do not wait on each
+// other).
 template <class T>
 void lane_add(index_t n, const T* src, T* acc) {
     using V = typename Vec<T>::type;
