@@ -35,17 +35,28 @@ struct Vec<double> {
     typedef double type __attribute__((vector_size(CONVEXT_VBYTES)));
 };
 
-// 8 values, whatever the ISA's width (8 x 8 transposes).
+// 8 values, whatever the ISA's width (8 x 8 transposes), and 8 indices of
+// the same width.
 template <class T>
 struct Vec8;
 template <>
 struct Vec8<float> {
     typedef float type __attribute__((vector_size(32)));
+    typedef std::int32_t index __attribute__((vector_size(32)));
 };
 template <>
 struct Vec8<double> {
     typedef double type __attribute__((vector_size(64)));
+    typedef std::int64_t index __attribute__((vector_size(64)));
 };
+
+// Element i of SHUFFLE8(a, b, idx...) is element idx[i] of a then b.
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define CONVEXT_SHUFFLE8(T, a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define CONVEXT_SHUFFLE8(T, a, b, ...) \
+    __builtin_shuffle(a, b, typename Vec8<T>::index{__VA_ARGS__})
+#endif
 
 template <class T>
 struct IntOf;
@@ -425,23 +436,21 @@ void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
 template <class T>
 inline void transpose8(const T* src, index_t lds, T* dst, index_t ldd) {
     using V8 = typename Vec8<T>::type;
-    // __builtin_shufflevector(a, b, idx...): element i is element idx[i] of
-    // a then b (GCC >= 12, Clang)
     V8 r[8], p[8], q[8];
     for (int j = 0; j < 8; ++j) __builtin_memcpy(&r[j], src + j * lds, sizeof(V8));
     for (int i = 0; i < 8; i += 2) {  // p[i]: k 0-3 of rows i, i+1 interleaved; p[i+1]: k 4-7
-        p[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 2, 10, 3, 11);
-        p[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 4, 12, 5, 13, 6, 14, 7, 15);
+        p[i] = CONVEXT_SHUFFLE8(T, r[i], r[i + 1], 0, 8, 1, 9, 2, 10, 3, 11);
+        p[i + 1] = CONVEXT_SHUFFLE8(T, r[i], r[i + 1], 4, 12, 5, 13, 6, 14, 7, 15);
     }
     for (int i = 0; i < 8; i += 4)  // q[i + m]: k = 2m, 2m+1 of rows i..i+3
         for (int h = 0; h < 2; ++h) {
             const V8 a = p[i + h], b = p[i + 2 + h];
-            q[i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 8, 9, 2, 3, 10, 11);
-            q[i + 2 * h + 1] = __builtin_shufflevector(a, b, 4, 5, 12, 13, 6, 7, 14, 15);
+            q[i + 2 * h] = CONVEXT_SHUFFLE8(T, a, b, 0, 1, 8, 9, 2, 3, 10, 11);
+            q[i + 2 * h + 1] = CONVEXT_SHUFFLE8(T, a, b, 4, 5, 12, 13, 6, 7, 14, 15);
         }
     for (int m = 0; m < 4; ++m) {  // columns 2m, 2m+1: rows 0-3 from q[m], 4-7 from q[4+m]
-        const V8 c0 = __builtin_shufflevector(q[m], q[4 + m], 0, 1, 2, 3, 8, 9, 10, 11);
-        const V8 c1 = __builtin_shufflevector(q[m], q[4 + m], 4, 5, 6, 7, 12, 13, 14, 15);
+        const V8 c0 = CONVEXT_SHUFFLE8(T, q[m], q[4 + m], 0, 1, 2, 3, 8, 9, 10, 11);
+        const V8 c1 = CONVEXT_SHUFFLE8(T, q[m], q[4 + m], 4, 5, 6, 7, 12, 13, 14, 15);
         __builtin_memcpy(dst + (2 * m) * ldd, &c0, sizeof(V8));
         __builtin_memcpy(dst + (2 * m + 1) * ldd, &c1, sizeof(V8));
     }
