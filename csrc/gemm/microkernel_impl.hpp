@@ -468,9 +468,10 @@ void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
         T* __restrict dst = Bp + j0 * kc;
         const T* __restrict src = cols + j0 * ld;
         if (w == NR) {
-            // 8 x 8 blocks transposed in registers (transpose8)
+            // 8 x 8 blocks transposed in registers (transpose8), where NR
+            // is a multiple of 8 (not the generic kernel's 4 doubles)
             index_t k0 = 0;
-            for (; k0 + 8 <= kc; k0 += 8)
+            for (; NR % 8 == 0 && k0 + 8 <= kc; k0 += 8)
                 for (int j8 = 0; j8 < NR; j8 += 8)
                     transpose8(src + j8 * ld + k0, ld, dst + k0 * NR + j8, NR);
             for (index_t k = k0; k < kc; ++k)
