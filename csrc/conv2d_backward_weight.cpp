@@ -127,6 +127,29 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
 // 0.37 for the GEMM).
 bool dot_applies(const Conv2dGeometry& g) { return g.Cg() <= 4; }
 
+// The fixed partition of the batch that a weight gradient reduces over:
+// `count` chunks, each a run of images or, when there are fewer images than
+// chunks wanted (so that many threads still find work), one image's share
+// of its `units` (bands of output rows, or rows). Each chunk's partial sums
+// are added in chunk order: the same sums for any thread count.
+struct BatchChunks {
+    index_t N, units, splits, count;
+    BatchChunks(index_t N_, index_t units_, index_t wanted)
+        : N(N_), units(units_),
+          splits(N_ >= wanted ? 1 : std::min(units_, ceil_div(wanted, N_))),
+          count(splits > 1 ? N_ * splits : std::min(N_, wanted)) {}
+    // Chunk c: images [n0, n1), and of each image units [u0, u1).
+    void get(index_t c, index_t& n0, index_t& n1, index_t& u0, index_t& u1) const {
+        if (splits == 1) {
+            n0 = c * N / count, n1 = (c + 1) * N / count, u0 = 0, u1 = units;
+        } else {
+            const index_t part = c % splits;
+            n0 = c / splits, n1 = n0 + 1;
+            u0 = part * units / splits, u1 = (part + 1) * units / splits;
+        }
+    }
+};
+
 // Adds the per-chunk partial sums in chunk order: out[i] = sum over c <
 // chunks of partial[c * stride + i], i < size.
 template <class T>
@@ -161,7 +184,8 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
     const PhasePlanes pp(plan, ceil_div(1024, g.Wo), true);
     const index_t KB = kern.dot_k, JB = kern.dot_j;
     const index_t kt = ceil_div(Kg, KB), jt = ceil_div(J, JB), tile = KB * JB * L;
-    const index_t chunks = std::min(g.N, kTargetTasks);
+    const BatchChunks bc(g.N, ceil_div(g.Ho, pp.band), ceil_div(kTargetTasks, g.groups));
+    const index_t chunks = bc.count;
     const index_t dw_size = g.K * KD, chunk_size = checked_add(dw_size, db ? g.K : 0, op);
     const index_t acc_size = checked_mul(kt * jt, tile, op);
     const index_t ones_size = db ? pp.band * g.Wo : 0;
@@ -176,13 +200,14 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
 
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t chunk = t / g.groups, grp = t % g.groups;
-        const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
+        index_t n0, n1, b0, b1;  // images, bands
+        bc.get(chunk, n0, n1, b0, b1);
         T* planes = scratch.data() + tid * per_thread;
         T* acc = planes + pp.size + ones_size;
         std::fill(planes + pp.size, acc, T(1));
         std::fill(acc, acc + acc_size, T(0));
         for (index_t n = n0; n < n1; ++n)
-            for (index_t oh0 = 0; oh0 < g.Ho; oh0 += pp.band) {
+            for (index_t oh0 = b0 * pp.band; oh0 < std::min(g.Ho, b1 * pp.band); oh0 += pp.band) {
                 const index_t rows = std::min(pp.band, g.Ho - oh0);
                 pp.fill(plan, x + (n * g.C + grp * Cg) * g.H * g.W, oh0, rows, planes);
                 const T* dyb = dy + (n * g.K + grp * Kg) * P + oh0 * g.Wo;
@@ -207,7 +232,7 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
                 const T v = acc[((k / KB) * jt + j / JB) * KB * JB + (k % KB) * JB + j % JB];
                 (j < KD ? out_w[k * KD + j] : out_b[k]) = v;
             }
-    }, Kg * J * (g.N / chunks + 1) * P);
+    }, Kg * J * ceil_div(g.N * P, chunks));
 
     if (chunks > 1) {
         sum_partials(chunks, dw_size, chunk_size, partial.data(), dw);
@@ -221,13 +246,12 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const int mr = kern.mr, nr = kern.nr;
     const CorrelationPlan plan = forward_plan(g);
     const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
-    // depth blocks of at most kKC, equal (no short last block of a few positions)
-    const index_t KC = ceil_div(P, ceil_div(P, gemm::kKC<T>));
+    const index_t KC = gemm::kKC<T>;
     const index_t ncw = round_up(ceil_div(KD, ceil_div(KD, 4 * gemm::kNC<T>)), nr);
     const index_t ncb = ceil_div(KD, ncw);
     const index_t out_tasks = g.groups * ncb;
-    const index_t chunks = std::min(g.N, std::max<index_t>(1, ceil_div(kTargetTasks, out_tasks)));
-    const index_t n_per_chunk = ceil_div(g.N, chunks);
+    const BatchChunks bc(g.N, g.Ho, ceil_div(kTargetTasks, out_tasks));  // units: output rows
+    const index_t chunks = bc.count;
     const index_t dw_size = g.K * KD;
 
     Buffer<T> partial(chunks > 1 ? checked_mul(chunks, dw_size, "conv2d_weight_grad") : 0,
@@ -241,7 +265,11 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     parallel_for(tasks, [&](index_t t, int tid) {
         const index_t chunk = t / out_tasks, grp = (t % out_tasks) / ncb, j0 = (t % ncb) * ncw;
         const index_t nj = std::min(ncw, KD - j0);
-        const index_t n0 = chunk * g.N / chunks, n1 = (chunk + 1) * g.N / chunks;
+        index_t n0, n1, r0, r1;  // images, output rows
+        bc.get(chunk, n0, n1, r0, r1);
+        // depth blocks of at most KC positions, equal (no short last block)
+        const index_t p_begin = r0 * g.Wo, p_end = r1 * g.Wo;
+        const index_t kcb = ceil_div(p_end - p_begin, ceil_div(p_end - p_begin, KC));
         T* apack = scratch.data() + tid * per_thread;
         T* bpack = apack + gemm::packed_a_size(Kg, KC, mr);
         T* col = bpack + gemm::packed_b_size(ncw, KC, nr);
@@ -250,8 +278,8 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
         for (index_t n = n0; n < n1; ++n) {
             const T* dyg = dy + (n * g.K + grp * Kg) * P;
             const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
-            for (index_t p0 = 0; p0 < P; p0 += KC) {
-                const index_t kc = std::min(KC, P - p0);
+            for (index_t p0 = p_begin; p0 < p_end; p0 += kcb) {
+                const index_t kc = std::min(kcb, p_end - p0);
                 kern.pack_a(Kg, kc, dyg + p0, P, 1, apack);
                 // Patch rows (one per weight column) -> transposed into panels.
                 for (index_t jp = 0; jp < nj; jp += nr) {
@@ -267,7 +295,7 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
                 accumulate = true;
             }
         }
-    }, Kg * ncw * (n_per_chunk * P));
+    }, Kg * ncw * ceil_div(g.N * P, chunks));
 
     if (chunks > 1) sum_partials(chunks, dw_size, dw_size, partial.data(), dw);
 }
