@@ -307,9 +307,9 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T*
     if (g.Kg() < kMinGemmRows)
         weight_grad_direct(g, dy, x, dw);
     else if (winograd_applies(forward_plan(g)))
-        weight_grad_winograd(g, dy, x, dw);
+        return weight_grad_winograd(g, dy, x, dw, db);  // the bias in the same pass
     else if (dot_applies(g))
-        return weight_grad_dot(g, dy, x, dw, db);  // the bias in the same pass
+        return weight_grad_dot(g, dy, x, dw, db);
     else
         weight_grad_gemm(g, dy, x, dw);
     if (db) conv2d_backward_bias(g, dy, db);

@@ -194,9 +194,11 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
 //     M_xi (Cg x Kg) = V_xi (Cg x tiles) * Yhat_xi (tiles x Kg),
 // accumulated over fixed chunks of tiles in order (deterministic). The
 // transforms run with lanes over channels, so that their results are already
-// rows of the GEMM's packed panels.
+// rows of the GEMM's packed panels. Row 1 of A is all ones, so element
+// xi = (1, 1) of A dY_t A^T is the sum of the tile: the bias gradient is the
+// sum of those over the tiles, read off the packed panels.
 template <class T>
-void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const int mr = kern.mr, nt = kern.nr;
     const index_t Kg = g.Kg(), Cg = g.Cg();
@@ -213,6 +215,8 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
     const index_t per_thread = 2 * kXi * nt;
     Buffer<T> scratch(checked_mul(threads_for(TC), per_thread, op), "Winograd tiles");
 
+    constexpr int kSumXi = 1 * kIn + 1;  // (1, 1): the tile sums
+    if (db) std::fill(db, db + g.K, T(0));
     for (index_t grp = 0; grp < g.groups; ++grp) {
         for (index_t t0 = 0; t0 < tiles; t0 += TC) {
             const index_t tc = std::min(TC, tiles - t0);
@@ -272,6 +276,13 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     kern.winograd_grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
                 }
             }, kXi * (Cg + Kg) * 8);
+            for (index_t kb = 0; db && kb < kblocks; ++kb) {  // tile order: u, then t0
+                const T* sums = bp.data() + kSumXi * Kg_up * TC + kb * TC * nt;
+                T* dbk = db + grp * Kg + kb * nt;
+                const index_t lanes = std::min<index_t>(nt, Kg - kb * nt);
+                for (index_t u = 0; u < TC; ++u)
+                    for (index_t l = 0; l < lanes; ++l) dbk[l] += sums[u * nt + l];
+            }
             if (t0 == 0)  // A rows past Cg in the last panel stay zero
                 for (int xi = 0; xi < kXi; ++xi)
                     for (index_t c = Cg; c < Cg_up; ++c)
@@ -322,9 +333,10 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
     }
 }
 
-template void weight_grad_winograd<float>(const Conv2dGeometry&, const float*, const float*, float*);
+template void weight_grad_winograd<float>(const Conv2dGeometry&, const float*, const float*, float*,
+                                          float*);
 template void weight_grad_winograd<double>(const Conv2dGeometry&, const double*, const double*,
-                                           double*);
+                                           double*, double*);
 
 template void correlate_winograd<float>(const CorrelationPlan&, const float*, const float*,
                                         const float*, float*);

@@ -12,8 +12,9 @@ bool winograd_applies(const CorrelationPlan& p);
 template <class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);
 
-// The weight gradient of a layer forward_plan(g) for which winograd_applies.
+// The weight gradient of a layer forward_plan(g) for which winograd_applies,
+// and with db its bias gradient (null: not).
 template <class T>
-void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw);
+void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db);
 
 }  // namespace convext

@@ -475,6 +475,7 @@ void pack_b_cols(index_t kc, index_t n, const T* cols, index_t ld, T* Bp) {
                 for (int j8 = 0; j8 < NR; j8 += 8)
                     transpose8(src + j8 * ld + k0, ld, dst + k0 * NR + j8, NR);
             for (index_t k = k0; k < kc; ++k)
+#pragma GCC unroll 32
                 for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ld + k];
             continue;
         }
