@@ -97,10 +97,11 @@ private:
 inline index_t ceil_div(index_t a, index_t b) { return a / b + (a % b != 0); }
 inline index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
-// Asks the cache for slice i of `parts` equal slices of [p, p + n): loops
-// that walk one plane after another call it a slice per step for the next
-// plane, whose first lines the hardware prefetcher (which stops at page
-// boundaries) would otherwise fetch late. A hint only; it reads nothing.
+// Asks the cache for slice i of `parts` equal slices of [p, p + n) (a hint:
+// it reads nothing and never faults). Loops that walk one plane or band
+// after another spread the next one's prefetch over their steps: the
+// hardware prefetcher, which stops at page boundaries, would fetch its
+// first lines late.
 template <class T>
 inline void prefetch_slice(const T* p, index_t n, index_t i, index_t parts) {
     constexpr index_t kLine = 64 / index_t(sizeof(T));

@@ -122,8 +122,9 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
         for (index_t oh0 = 0; oh0 < g.Ho; oh0 += band) {
             const index_t rows = std::min(band, g.Ho - oh0);
             // in place, unless the last band of the last image (reads past dy)
+            const T* next = oh0 + 2 * band <= g.Ho ? dyg + (oh0 + band) * g.Wo : nullptr;
             gemm.run(grp, dyg + oh0 * g.Wo, rows * g.Wo, t < tasks - 1 || oh0 + rows < g.Ho,
-                     staging, z, ldz, oh0 + band < g.Ho ? dyg + (oh0 + band) * g.Wo : nullptr);
+                     staging, z, ldz, next);
             for (index_t i = 0; i < M; ++i) {
                 const index_t c = i / RS, r = (i / g.S) % g.R, s = i % g.S;
                 T* dst = planes + ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +

@@ -44,7 +44,8 @@ public:
     // z[i * ldz + q] = sum_j A_g(i, j) * b[j*b_stride + q], q < np. The last
     // register tile reads up to nr values past np: where that would leave
     // the caller's array, pass in_place_ok = false (B is then copied, zero
-    // padded).
+    // padded). next: where the next call's B starts (its rows np long too),
+    // prefetched while this one's is copied; or null.
     void run(index_t g, const T* b, index_t np, bool in_place_ok, T* staging, T* z,
              index_t ldz, const T* next = nullptr) const {
         const bool copy = !in_place_ok || depth_ > kInPlaceRows;
