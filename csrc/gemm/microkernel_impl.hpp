@@ -366,46 +366,40 @@ inline void at6(const V* x, V* o) {
     o[3] = d12 + 8 * d34 + x[5];
 }
 
-// v[xi * v_stride + lane] = (B^T d B)[xi] with d[(i*6 + j) * NR + lane].
-template <class T>
-void winograd_input(const T* d, T* v, index_t v_stride) {
+// The two-pass 2-D transform of the Winograd tiles: dst = F src F^T for an
+// In x In tile of vectors (element (i, j) at src + (i*In + j)*src_stride,
+// both halves h of an NR panel) to Out x Out (at dst + (i*Out + j)*dst_stride),
+// with f applying F (Out x In) to In vectors: columns first, then rows.
+template <int In, int Out, class T, class F>
+inline void transform_tile(const T* src, index_t src_stride, T* dst, index_t dst_stride, F f) {
     using V = typename Vec<T>::type;
     constexpr int L = kLanes<T>;
     for (int h = 0; h < 2; ++h) {
-        V e[36];
-        for (int j = 0; j < 6; ++j) {
-            V col[6], out[6];
-            for (int i = 0; i < 6; ++i) col[i] = vload(d + (i * 6 + j) * 2 * L + h * L);
-            bt6(col, out);
-            for (int i = 0; i < 6; ++i) e[i * 6 + j] = out[i];
+        V e[Out * In];  // F src: Out x In
+        for (int j = 0; j < In; ++j) {
+            V col[In], out[Out];
+            for (int i = 0; i < In; ++i) col[i] = vload(src + (i * In + j) * src_stride + h * L);
+            f(col, out);
+            for (int i = 0; i < Out; ++i) e[i * In + j] = out[i];
         }
-        for (int i = 0; i < 6; ++i) {
-            V out[6];
-            bt6(e + i * 6, out);
-            for (int j = 0; j < 6; ++j) vstore(v + (i * 6 + j) * v_stride + h * L, out[j]);
+        for (int i = 0; i < Out; ++i) {
+            V out[Out];
+            f(e + i * In, out);
+            for (int j = 0; j < Out; ++j) vstore(dst + (i * Out + j) * dst_stride + h * L, out[j]);
         }
     }
+}
+
+// v[xi * v_stride + lane] = (B^T d B)[xi] with d[(i*6 + j) * NR + lane].
+template <class T>
+void winograd_input(const T* d, T* v, index_t v_stride) {
+    transform_tile<6, 6>(d, kNR<T>, v, v_stride, [](const auto* x, auto* o) { bt6(x, o); });
 }
 
 // y[(i*4 + j) * NR + lane] = (A^T m A)[i][j] with m[xi * m_stride + lane].
 template <class T>
 void winograd_output(const T* m, index_t m_stride, T* y) {
-    using V = typename Vec<T>::type;
-    constexpr int L = kLanes<T>;
-    for (int h = 0; h < 2; ++h) {
-        V o[24];
-        for (int j = 0; j < 6; ++j) {
-            V col[6], out[4];
-            for (int i = 0; i < 6; ++i) col[i] = vload(m + (i * 6 + j) * m_stride + h * L);
-            at6(col, out);
-            for (int i = 0; i < 4; ++i) o[i * 6 + j] = out[i];
-        }
-        for (int i = 0; i < 4; ++i) {
-            V out[4];
-            at6(o + i * 6, out);
-            for (int j = 0; j < 4; ++j) vstore(y + (i * 4 + j) * 2 * L + h * L, out[j]);
-        }
-    }
+    transform_tile<6, 4>(m, m_stride, y, kNR<T>, [](const auto* x, auto* o) { at6(x, o); });
 }
 
 }  // namespace
@@ -499,22 +493,7 @@ inline void a6(const V* y, V* o) {
 // g[(i*4 + j) * NR + lane]: the adjoint of winograd_output (weight gradient).
 template <class T>
 void winograd_grad_output(const T* g, T* z, index_t z_stride) {
-    using V = typename Vec<T>::type;
-    constexpr int L = kLanes<T>;
-    for (int h = 0; h < 2; ++h) {
-        V e[24];  // A g: 6 x 4
-        for (int j = 0; j < 4; ++j) {
-            V col[4], out[6];
-            for (int i = 0; i < 4; ++i) col[i] = vload(g + (i * 4 + j) * 2 * L + h * L);
-            a6(col, out);
-            for (int i = 0; i < 6; ++i) e[i * 4 + j] = out[i];
-        }
-        for (int i = 0; i < 6; ++i) {
-            V out[6];
-            a6(e + i * 4, out);
-            for (int j = 0; j < 6; ++j) vstore(z + (i * 6 + j) * z_stride + h * L, out[j]);
-        }
-    }
+    transform_tile<4, 6>(g, kNR<T>, z, z_stride, [](const auto* y, auto* o) { a6(y, o); });
 }
 
 // dst[q] = src[2*q], q < n: the patch gather of stride-2 layers (the
