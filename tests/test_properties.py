@@ -389,6 +389,12 @@ class PoolCase(NamedTuple):
             out.append(o)
         return (N, C, out[0], out[1])
 
+    def laid_out(self) -> Dict[str, Any]:
+        """x and grad_out: the drawn values in the drawn memory layouts."""
+        arrays = {"x": make_values(self.shape, self.dtype, self.seed, self.kind),
+                  "grad_out": make_values(self.out_shape(), self.dtype, self.seed + 1, self.kind)}
+        return {k: as_layout(v, self.layouts[k]) for k, v in arrays.items()}
+
 
 @st.composite
 def pool_cases(draw, avg: bool) -> PoolCase:
@@ -423,9 +429,8 @@ def test_max_pool2d_matches_reference(case: PoolCase) -> None:
     """Forward (values and indices, bitwise) and backward with and without indices."""
     note(repr(case))
     out_shape = case.out_shape()
-    x = as_layout(make_values(case.shape, case.dtype, case.seed, case.kind), case.layouts["x"])
-    gy = as_layout(make_values(out_shape, case.dtype, case.seed + 1, case.kind),
-                   case.layouts["grad_out"])
+    a = case.laid_out()
+    x, gy = a["x"], a["grad_out"]
     snap = Snapshot(x, gy)
     p = case.params
     y = convext.max_pool2d(x, **p)
@@ -455,9 +460,8 @@ def test_max_pool2d_matches_reference(case: PoolCase) -> None:
 def test_avg_pool2d_matches_reference(case: PoolCase) -> None:
     note(repr(case))
     out_shape = case.out_shape()
-    x = as_layout(make_values(case.shape, case.dtype, case.seed, case.kind), case.layouts["x"])
-    gy = as_layout(make_values(out_shape, case.dtype, case.seed + 1, case.kind),
-                   case.layouts["grad_out"])
+    a = case.laid_out()
+    x, gy = a["x"], a["grad_out"]
     snap = Snapshot(x, gy)
     p = case.params
     y = convext.avg_pool2d(x, **p)
