@@ -57,13 +57,14 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
 // points at the values of columns b, b + sw, b + 2*sw, ... (all of them), or
 // is null where that phase gets no gradient (zeros: at least W/2 + 1 zeros).
 template <class T, class Src>
-void assemble_row(index_t W, index_t sw, Src src, const T* zeros, T* dst) {
+void assemble_row(const gemm::Kernel<T>& kern, index_t W, index_t sw, Src src, const T* zeros,
+                  T* dst) {
     if (sw == 2) {  // vectorised
         const T* a = src(0);
         const T* b = W > 1 ? src(1) : nullptr;
         if (!a && !b) return std::fill(dst, dst + W, T(0));
         a = a ? a : zeros, b = b ? b : zeros;
-        gemm::kernel<T>().interleave2(W / 2, a, b, dst);
+        kern.interleave2(W / 2, a, b, dst);
         if (W % 2) dst[W - 1] = a[W / 2];
         return;
     }
@@ -145,7 +146,7 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
                     continue;
                 }
                 const T* row = planes + (c * ah.nslots + i) * aw.nslots * plane + j * lw - aw.qmin;
-                assemble_row(g.W, g.stride.w, [&](index_t b) -> const T* {
+                assemble_row(kern, g.W, g.stride.w, [&](index_t b) -> const T* {
                     const index_t jj = aw_slot[b];
                     return jj < 0 ? nullptr : row + jj * plane;
                 }, zeros.data(), dst);
@@ -225,6 +226,7 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
     for (std::size_t f = 0; f < phases.size(); ++f)
         phase_at[phases[f].phi * nsw + phases[f].psi] = index_t(f);
     const std::vector<T> zeros(g.W / 2 + 1, T(0));
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
     for (index_t n0 = 0; n0 < g.N; n0 += images) {
         const index_t nb = std::min(images, g.N - n0);
         for (std::size_t f = 0; f < phases.size(); ++f)
@@ -232,7 +234,7 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* 
                            static_cast<const T*>(nullptr), phase_out.data() + offset[f]);
         parallel_for(nb * g.C, [&](index_t i, int) {  // i: (image, channel) in the chunk
             for (index_t ih = 0; ih < g.H; ++ih)
-                assemble_row(g.W, sw, [&](index_t psi) -> const T* {
+                assemble_row(kern, g.W, sw, [&](index_t psi) -> const T* {
                     const index_t f = phase_at[(ih % sh) * nsw + psi];
                     if (f < 0) return nullptr;
                     const Phase& ph = phases[f];
