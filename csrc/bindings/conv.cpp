@@ -1,7 +1,7 @@
 // Bindings of the conv2d family: convert, check, allocate, release the GIL, call.
-#include "../conv2d.hpp"
-#include "register.hpp"
-#include "util.hpp"
+#include "conv2d/conv2d.hpp"
+#include "bindings/register.hpp"
+#include "bindings/util.hpp"
 
 namespace convext::bind {
 namespace {

@@ -1,7 +1,7 @@
 // Bindings of correlate2d / convolve2d / rot180.
-#include "../correlate.hpp"
-#include "register.hpp"
-#include "util.hpp"
+#include "signal/correlate.hpp"
+#include "bindings/register.hpp"
+#include "bindings/util.hpp"
 
 namespace convext::bind {
 namespace {

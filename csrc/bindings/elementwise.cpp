@@ -1,7 +1,7 @@
 // Bindings of relu / relu_backward (any shape).
-#include "../relu.hpp"
-#include "register.hpp"
-#include "util.hpp"
+#include "elementwise/relu.hpp"
+#include "bindings/register.hpp"
+#include "bindings/util.hpp"
 
 namespace convext::bind {
 namespace {

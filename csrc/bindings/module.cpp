@@ -1,9 +1,9 @@
 // convext._core: the compiled engine. Each op family registers itself; the
 // maths lives in csrc/, the checks in csrc/geometry.cpp.
-#include "../common.hpp"
-#include "../gemm/gemm.hpp"
-#include "register.hpp"
-#include "util.hpp"
+#include "core/common.hpp"
+#include "kernels/kernel.hpp"
+#include "bindings/register.hpp"
+#include "bindings/util.hpp"
 
 namespace convext::bind {
 

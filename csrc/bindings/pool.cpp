@@ -1,7 +1,7 @@
 // Bindings of max_pool2d / avg_pool2d, forward and backward.
-#include "../pool2d.hpp"
-#include "register.hpp"
-#include "util.hpp"
+#include "pool/pool2d.hpp"
+#include "bindings/register.hpp"
+#include "bindings/util.hpp"
 
 namespace convext::bind {
 namespace {

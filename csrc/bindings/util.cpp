@@ -1,4 +1,4 @@
-#include "util.hpp"
+#include "bindings/util.hpp"
 
 #include <climits>
 

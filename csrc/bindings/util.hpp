@@ -5,8 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include "../common.hpp"
-#include "../geometry.hpp"
+#include "core/common.hpp"
+#include "core/geometry.hpp"
 
 namespace convext::bind {
 

@@ -16,7 +16,7 @@
 #error "define CONVEXT_VBYTES, CONVEXT_MR, CONVEXT_DOT_K/J before including microkernel_impl.hpp"
 #endif
 
-#include "gemm.hpp"
+#include "kernels/kernel.hpp"
 
 #include <algorithm>
 

@@ -1,7 +1,7 @@
 // ReLU and its gradient, elementwise.
 #pragma once
 
-#include "common.hpp"
+#include "core/common.hpp"
 
 namespace convext {
 

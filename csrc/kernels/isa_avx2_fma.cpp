@@ -7,7 +7,7 @@
 #define CONVEXT_DOT_K 3
 #define CONVEXT_DOT_J 3
 #define CONVEXT_KERNEL_NS avx2_fma
-#include "microkernel_impl.hpp"
+#include "kernels/microkernel_impl.hpp"
 
 namespace convext::gemm {
 extern const Kernel<float> sgemm_6x16__avx2_fma;

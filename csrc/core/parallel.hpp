@@ -3,7 +3,7 @@
 // are then bitwise identical for any thread count.
 #pragma once
 
-#include "common.hpp"
+#include "core/common.hpp"
 
 #include <exception>
 #include <mutex>

@@ -14,11 +14,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "conv2d.hpp"
-#include "gemm/gemm.hpp"
-#include "im2col.hpp"
-#include "parallel.hpp"
-#include "winograd.hpp"
+#include "conv2d/conv2d.hpp"
+#include "kernels/kernel.hpp"
+#include "conv2d/patches.hpp"
+#include "core/parallel.hpp"
+#include "conv2d/winograd.hpp"
 
 namespace convext {
 namespace {

@@ -11,7 +11,7 @@
 // time.
 #pragma once
 
-#include "../common.hpp"
+#include "core/common.hpp"
 
 #include <type_traits>
 

@@ -1,7 +1,7 @@
 // Max and average pooling, forward and backward, with PyTorch's semantics.
 #pragma once
 
-#include "geometry.hpp"
+#include "core/geometry.hpp"
 
 namespace convext {
 

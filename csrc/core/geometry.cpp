@@ -1,4 +1,4 @@
-#include "geometry.hpp"
+#include "core/geometry.hpp"
 
 namespace convext {
 

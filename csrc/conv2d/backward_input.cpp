@@ -16,10 +16,10 @@
 #include <numeric>
 #include <vector>
 
-#include "conv2d.hpp"
-#include "im2col.hpp"
-#include "parallel.hpp"
-#include "rows_gemm.hpp"
+#include "conv2d/conv2d.hpp"
+#include "conv2d/patches.hpp"
+#include "core/parallel.hpp"
+#include "conv2d/rows_gemm.hpp"
 
 namespace convext {
 namespace {

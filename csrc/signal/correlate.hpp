@@ -3,7 +3,7 @@
 // turns one into the other: convolve(a, b) = correlate(a, rot180(b)).
 #pragma once
 
-#include "geometry.hpp"
+#include "core/geometry.hpp"
 
 namespace convext {
 

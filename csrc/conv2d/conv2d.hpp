@@ -11,7 +11,7 @@
 // is the same patch gather feeding a GEMM with dy.
 #pragma once
 
-#include "geometry.hpp"
+#include "core/geometry.hpp"
 
 namespace convext {
 

@@ -1,9 +1,9 @@
-#include "correlate.hpp"
+#include "signal/correlate.hpp"
 
 #include <algorithm>
 
-#include "conv2d.hpp"
-#include "parallel.hpp"
+#include "conv2d/conv2d.hpp"
+#include "core/parallel.hpp"
 
 namespace convext {
 namespace {

@@ -11,13 +11,13 @@
 //
 // Error: the transforms scale values by up to ~10 and cancel, so the float32
 // result is a few times less exact than a direct sum (README: error bounds).
-#include "winograd.hpp"
+#include "conv2d/winograd.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 
-#include "gemm/gemm.hpp"
-#include "parallel.hpp"
+#include "kernels/kernel.hpp"
+#include "core/parallel.hpp"
 
 namespace convext {
 namespace {

@@ -1,14 +1,14 @@
 // Forward correlation: the core every convolution entry point runs on.
-#include "conv2d.hpp"
+#include "conv2d/conv2d.hpp"
 
 #include <algorithm>
 #include <vector>
 
-#include "gemm/gemm.hpp"
-#include "im2col.hpp"
-#include "parallel.hpp"
-#include "rows_gemm.hpp"
-#include "winograd.hpp"
+#include "kernels/kernel.hpp"
+#include "conv2d/patches.hpp"
+#include "core/parallel.hpp"
+#include "conv2d/rows_gemm.hpp"
+#include "conv2d/winograd.hpp"
 
 namespace convext {
 namespace {

@@ -7,7 +7,7 @@
 #define CONVEXT_DOT_K 4
 #define CONVEXT_DOT_J 4
 #define CONVEXT_KERNEL_NS avx512f
-#include "microkernel_impl.hpp"
+#include "kernels/microkernel_impl.hpp"
 
 namespace convext::gemm {
 extern const Kernel<float> sgemm_8x32__avx512f;

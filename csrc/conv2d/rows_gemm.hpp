@@ -8,9 +8,9 @@
 
 #include <algorithm>
 
-#include "common.hpp"
-#include "gemm/gemm.hpp"
-#include "parallel.hpp"
+#include "core/common.hpp"
+#include "kernels/kernel.hpp"
+#include "core/parallel.hpp"
 
 namespace convext {
 

@@ -1,14 +1,14 @@
 // Pooling. Work is split over (n, c) planes; each plane is owned by one task,
 // so the backward scatter (overlapping windows add up) needs no atomics and
 // is the same for any thread count.
-#include "pool2d.hpp"
+#include "pool/pool2d.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "gemm/gemm.hpp"
-#include "im2col.hpp"
-#include "parallel.hpp"
+#include "kernels/kernel.hpp"
+#include "core/rows.hpp"
+#include "core/parallel.hpp"
 
 namespace convext {
 namespace {

@@ -1,5 +1,5 @@
 // Run-time choice of the GEMM kernels, made once when the module loads.
-#include "gemm.hpp"
+#include "kernels/kernel.hpp"
 
 #include <cstdlib>
 #include <cstring>

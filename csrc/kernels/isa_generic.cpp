@@ -6,7 +6,7 @@
 #define CONVEXT_DOT_K 3  // weight-gradient dot tile: 16 registers, as AVX2
 #define CONVEXT_DOT_J 3
 #define CONVEXT_KERNEL_NS generic
-#include "microkernel_impl.hpp"
+#include "kernels/microkernel_impl.hpp"
 
 namespace convext::gemm {
 extern const Kernel<float> sgemm_6x8__generic;

@@ -1,8 +1,8 @@
-#include "relu.hpp"
+#include "elementwise/relu.hpp"
 
 #include <algorithm>
 
-#include "parallel.hpp"
+#include "core/parallel.hpp"
 
 namespace convext {
 namespace {

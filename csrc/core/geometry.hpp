@@ -3,7 +3,7 @@
 // arithmetic in it is overflow-checked, so kernels can assume valid input.
 #pragma once
 
-#include "common.hpp"
+#include "core/common.hpp"
 
 #include <vector>
 

@@ -1,7 +1,7 @@
 // Winograd F(4x4, 3x3): the fast path of correlate_nchw for 3x3 stride-1 layers.
 #pragma once
 
-#include "conv2d.hpp"
+#include "conv2d/conv2d.hpp"
 
 namespace convext {
 
