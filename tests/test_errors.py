@@ -90,7 +90,7 @@ VALUE_ERRORS = [
     ("max_pool_bwd_padding_gt_half", lambda: maxp_bwd(PGY, P, 2, padding=2), "padding"),
     # --- wrong pair arity
     ("conv_stride_three", lambda: conv(X, Wt, stride=(1, 1, 1)), "stride"),
-    ("conv_padding_one", lambda: conv(X, Wt, padding=(1,)), "padding"),
+    ("conv_padding_empty", lambda: conv(X, Wt, padding=()), "padding"),
     ("pool_kernel_three", lambda: maxp(P, (2, 2, 2)), "kernel_size"),
     # --- bias
     ("conv_bias_wrong_length", lambda: conv(X, Wt, z(4)), "bias"),

@@ -76,11 +76,12 @@ Pair to_pair(py::handle obj, const char* op, const char* name, const Pair* fallb
     const bool is_array = py::isinstance<py::array>(obj) && py::array(py::reinterpret_borrow<py::array>(obj)).ndim() > 0;
     if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj) || is_array) {
         py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-        if (seq.size() != 2)
+        if (seq.size() != 1 && seq.size() != 2)
             throw std::invalid_argument(msg(op, ": ", name,
                                             " must be an int or a pair of ints, got ",
                                             std::string(py::repr(obj))));
-        return {to_index(seq[0], op, name), to_index(seq[1], op, name)};
+        // (v,) means (v, v), as in PyTorch
+        return {to_index(seq[0], op, name), to_index(seq[seq.size() - 1], op, name)};
     }
     const index_t v = to_index(obj, op, name);
     return {v, v};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conv2d/conv2d.hpp"
+#include "conv2d/plan.hpp"
 #include "conv2d/patches.hpp"
 #include "core/parallel.hpp"
 #include "conv2d/rows_gemm.hpp"
@@ -53,6 +54,35 @@ PhaseTaps phase_taps(index_t phi, index_t stride, index_t dilation, index_t pad,
     return t;
 }
 
+// The phases of dx that get a gradient, each with its taps per axis.
+struct InputPhase {
+    index_t phi, psi;
+    PhaseTaps th, tw;
+};
+
+std::vector<InputPhase> input_phase_list(const Conv2dGeometry& g) {
+    std::vector<InputPhase> phases;
+    for (index_t phi = 0; phi < std::min(g.stride.h, g.H); ++phi)
+        for (index_t psi = 0; psi < std::min(g.stride.w, g.W); ++psi) {
+            const PhaseTaps th = phase_taps(phi, g.stride.h, g.dilation.h, g.padding.h, g.R, g.H);
+            const PhaseTaps tw = phase_taps(psi, g.stride.w, g.dilation.w, g.padding.w, g.S, g.W);
+            if (th.count == 0 || tw.count == 0) continue;  // rows the forward never read
+            phases.push_back({phi, psi, th, tw});
+        }
+    return phases;
+}
+
+// A phase's stride-1 correlation of N images of dy with its sub-filter.
+CorrelationPlan phase_plan(const Conv2dGeometry& g, const InputPhase& ph, index_t N) {
+    CorrelationPlan p;
+    p.N = N, p.C = g.K, p.H = g.Ho, p.W = g.Wo;
+    p.K = g.C, p.R = ph.th.count, p.S = ph.tw.count, p.groups = g.groups;
+    p.dilation = {ph.th.dilation, ph.tw.dilation};
+    p.pad = {ph.th.pad, ph.tw.pad};
+    p.Ho = ph.th.out, p.Wo = ph.tw.out;
+    return p;
+}
+
 // Writes the W values of a dx row from its column phases: src(b), b < sw,
 // points at the values of columns b, b + sw, b + 2*sw, ... (all of them), or
 // is null where that phase gets no gradient (zeros: at least W/2 + 1 zeros).
@@ -83,11 +113,6 @@ void assemble_row(const gemm::Kernel<T>& kern, index_t W, index_t sw, Src src, c
 // of dx it lands in (ih = oh*sh + r*dh - ph = sh*(oh + q_r) + a_r: plane a_r,
 // row oh + q_r; unit stride). dx is then read off the planes. One task per
 // (image, group), in a fixed order.
-bool strided_shift_add_applies(const Conv2dGeometry& g) {
-    return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
-           (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4;
-}
-
 template <class T>
 void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
     const char* op = "conv2d_input_grad";
@@ -154,98 +179,118 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
     }, M * Kg * P);
 }
 
+
+// With a stride, the images of one chunk of the phase computation (equal
+// chunks). Several phases: dy of at most ~2 MiB at a time, so that the
+// phases after the first find it in cache; one phase (a 1x1 filter): up to
+// ~8 MiB of phase values, fewer, larger parallel loops. Stride 1: all images.
+index_t chunk_images(const Conv2dGeometry& g, std::size_t nphases, std::size_t elem) {
+    if (g.stride.h == 1 && g.stride.w == 1) return g.N;
+    const index_t cap = (index_t(nphases > 1 ? 2 : 8) << 20) / index_t(elem);
+    const index_t per_image = std::max(g.K * g.Ho * g.Wo, g.C * g.H * g.W);
+    const index_t max_images = std::clamp<index_t>(cap / per_image, 1, g.N);
+    return ceil_div(g.N, ceil_div(g.N, max_images));
+}
+
 }  // namespace
 
+std::vector<CorrAlgo> Conv2dPlan::input_cores() const {
+    std::vector<CorrAlgo> cores;
+    if (input_grad != InputGradAlgo::phases) return cores;
+    const std::vector<InputPhase> phases = input_phase_list(g);
+    const index_t images = chunk_images(g, phases.size(), elem_size);
+    for (const InputPhase& ph : phases) {
+        const CorrelationPlan p = phase_plan(g, ph, images);
+        cores.push_back(input_core ? *input_core : select_correlation(p));
+    }
+    return cores;
+}
+
+bool Conv2dPlan::input_core_runs(CorrAlgo core) const {
+    for (const InputPhase& ph : input_phase_list(g))
+        if (!can_run(core, phase_plan(g, ph, g.N))) return false;
+    return true;
+}
+
 template <class T>
-void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
+void conv2d_backward_input(const Conv2dPlan& cp, const T* dy, const T* w, T* dx) {
+    const Conv2dGeometry& g = cp.g;
     const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S;
     const index_t sh = g.stride.h, sw = g.stride.w, HW = g.H * g.W;
     const char* op = "conv2d_input_grad";
-    if (strided_shift_add_applies(g)) return input_grad_shift_add(g, dy, w, dx);
+    if (cp.input_grad == InputGradAlgo::strided_shift_add) return input_grad_shift_add(g, dy, w, dx);
 
     // The phases that get a gradient, each with its sub-filter, rotated and
     // channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).
     struct Phase {
-        index_t phi, psi;
-        PhaseTaps th, tw;
+        InputPhase taps;
         Buffer<T> sub;
     };
     std::vector<Phase> phases;
-    for (index_t phi = 0; phi < std::min(sh, g.H); ++phi)
-        for (index_t psi = 0; psi < std::min(sw, g.W); ++psi) {
-            const PhaseTaps th = phase_taps(phi, sh, g.dilation.h, g.padding.h, g.R, g.H);
-            const PhaseTaps tw = phase_taps(psi, sw, g.dilation.w, g.padding.w, g.S, g.W);
-            if (th.count == 0 || tw.count == 0) continue;  // rows the forward never read
-            const index_t nh = th.count, nw = tw.count;
-            Buffer<T> sub(checked_mul(g.K, Cg * nh * nw, op), "rotated sub-filters");
-            parallel_for(g.K, [&](index_t k, int) {
-                const index_t grp = k / Kg, kk = k % Kg;
-                for (index_t c = 0; c < Cg; ++c) {
-                    const T* src = w + (k * Cg + c) * RS;
-                    T* dst = sub.data() + ((grp * Cg + c) * Kg + kk) * nh * nw;
-                    for (index_t j = 0; j < nh; ++j)
-                        for (index_t i = 0; i < nw; ++i)
-                            dst[j * nw + i] =
-                                src[(th.last - j * th.step) * g.S + (tw.last - i * tw.step)];
-                }
-            }, Cg * nh * nw);
-            phases.push_back({phi, psi, th, tw, std::move(sub)});
-        }
-    auto plan = [&](const Phase& ph, index_t N) {
-        CorrelationPlan p;
-        p.N = N, p.C = g.K, p.H = g.Ho, p.W = g.Wo;
-        p.K = g.C, p.R = ph.th.count, p.S = ph.tw.count, p.groups = g.groups;
-        p.dilation = {ph.th.dilation, ph.tw.dilation};
-        p.pad = {ph.th.pad, ph.tw.pad};
-        p.Ho = ph.th.out, p.Wo = ph.tw.out;
-        return p;
+    for (const InputPhase& ip : input_phase_list(g)) {
+        const PhaseTaps &th = ip.th, &tw = ip.tw;
+        const index_t nh = th.count, nw = tw.count;
+        Buffer<T> sub(checked_mul(g.K, Cg * nh * nw, op), "rotated sub-filters");
+        parallel_for(g.K, [&](index_t k, int) {
+            const index_t grp = k / Kg, kk = k % Kg;
+            for (index_t c = 0; c < Cg; ++c) {
+                const T* src = w + (k * Cg + c) * RS;
+                T* dst = sub.data() + ((grp * Cg + c) * Kg + kk) * nh * nw;
+                for (index_t j = 0; j < nh; ++j)
+                    for (index_t i = 0; i < nw; ++i)
+                        dst[j * nw + i] =
+                            src[(th.last - j * th.step) * g.S + (tw.last - i * tw.step)];
+            }
+        }, Cg * nh * nw);
+        phases.push_back({ip, std::move(sub)});
+    }
+    // Each phase's correlation of N images (its core: the forced one, or the
+    // selector's for that many images), into out.
+    auto correlate_phase = [&](const Phase& ph, index_t N, const T* dyn, T* out) {
+        const CorrelationPlan p = phase_plan(g, ph.taps, N);
+        correlate_nchw(p, cp.input_core ? *cp.input_core : select_correlation(p), dyn,
+                       ph.sub.data(), static_cast<const T*>(nullptr), out);
     };
     if (sh == 1 && sw == 1) {
-        if (!phases.empty()) correlate_nchw(plan(phases[0], g.N), dy, phases[0].sub.data(),
-                                            static_cast<const T*>(nullptr), dx);
+        if (!phases.empty()) correlate_phase(phases[0], g.N, dy, dx);
         return;
     }
 
     // With a stride, the phases are computed a few images at a time into
-    // buffers, then dx is written once, row by row: zeros, and each phase's
-    // values at their stride. Several phases: dy of at most ~2 MiB at a time,
-    // so that the phases after the first find it in cache; one phase (a 1x1
-    // filter): up to ~8 MiB of phase values, fewer, larger parallel loops.
+    // buffers (chunk_images), then dx is written once, row by row: zeros, and
+    // each phase's values at their stride.
     const index_t dy_image = checked_mul(g.K, g.Ho * g.Wo, op);
-    const index_t cap = (index_t(phases.size() > 1 ? 2 : 8) << 20) / index_t(sizeof(T));
-    const index_t max_images = std::clamp<index_t>(cap / std::max(dy_image, g.C * HW), 1, g.N);
-    const index_t images = ceil_div(g.N, ceil_div(g.N, max_images));  // equal chunks
+    const index_t images = chunk_images(g, phases.size(), sizeof(T));
     std::vector<index_t> offset(phases.size() + 1, 0);  // of each phase's buffer
     for (std::size_t f = 0; f < phases.size(); ++f) {
-        const index_t size = checked_mul(images * g.C, phases[f].th.out * phases[f].tw.out, op);
+        const index_t size = checked_mul(images * g.C, phases[f].taps.th.out * phases[f].taps.tw.out, op);
         offset[f + 1] = checked_add(offset[f], size, op);
     }
     Buffer<T> phase_out(offset.back(), "input-gradient phases");
     const index_t nsw = std::min(sw, g.W);  // phase_at[phi * nsw + psi]: its phase, or -1
     std::vector<index_t> phase_at(std::min(sh, g.H) * nsw, -1);
     for (std::size_t f = 0; f < phases.size(); ++f)
-        phase_at[phases[f].phi * nsw + phases[f].psi] = index_t(f);
+        phase_at[phases[f].taps.phi * nsw + phases[f].taps.psi] = index_t(f);
     const std::vector<T> zeros(g.W / 2 + 1, T(0));
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     for (index_t n0 = 0; n0 < g.N; n0 += images) {
         const index_t nb = std::min(images, g.N - n0);
         for (std::size_t f = 0; f < phases.size(); ++f)
-            correlate_nchw(plan(phases[f], nb), dy + n0 * dy_image, phases[f].sub.data(),
-                           static_cast<const T*>(nullptr), phase_out.data() + offset[f]);
+            correlate_phase(phases[f], nb, dy + n0 * dy_image, phase_out.data() + offset[f]);
         parallel_for(nb * g.C, [&](index_t i, int) {  // i: (image, channel) in the chunk
             for (index_t ih = 0; ih < g.H; ++ih)
                 assemble_row(kern, g.W, sw, [&](index_t psi) -> const T* {
                     const index_t f = phase_at[(ih % sh) * nsw + psi];
                     if (f < 0) return nullptr;
-                    const Phase& ph = phases[f];
+                    const InputPhase& ph = phases[f].taps;
                     return phase_out.data() + offset[f] + (i * ph.th.out + ih / sh) * ph.tw.out;
                 }, zeros.data(), dx + (n0 * g.C + i) * HW + ih * g.W);
         }, HW);
     }
 }
 
-template void conv2d_backward_input<float>(const Conv2dGeometry&, const float*, const float*, float*);
-template void conv2d_backward_input<double>(const Conv2dGeometry&, const double*, const double*,
+template void conv2d_backward_input<float>(const Conv2dPlan&, const float*, const float*, float*);
+template void conv2d_backward_input<double>(const Conv2dPlan&, const double*, const double*,
                                             double*);
 
 }  // namespace convext

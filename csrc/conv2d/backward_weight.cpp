@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "conv2d/conv2d.hpp"
+#include "conv2d/plan.hpp"
 #include "kernels/kernel.hpp"
 #include "conv2d/patches.hpp"
 #include "core/parallel.hpp"
@@ -23,7 +24,6 @@
 namespace convext {
 namespace {
 
-constexpr index_t kMinGemmRows = 4;  // as in the forward pass
 constexpr index_t kTargetTasks = 16;
 
 // Few output channels per group (depthwise): one task per output channel.
@@ -119,13 +119,6 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
         kern.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
     }, Cg * g.R * g.S * g.N * P);
 }
-
-// The dot-product path serves layers with few input channels per group
-// (first layers: their few planes stay in cache while dy streams; measured,
-// 1 thread: lenet5x5 ~130 GFLOP/s, stem7x7s2 ~165, against 40 and 112-130
-// for the GEMM; down1x1s2, 64 channels, 2 threads: 0.47-0.50 ms against
-// 0.37 for the GEMM).
-bool dot_applies(const Conv2dGeometry& g) { return g.Cg() <= 4; }
 
 // The fixed partition of the batch that a weight gradient reduces over:
 // `count` chunks, each a run of images or, when there are fewer images than
@@ -303,15 +296,14 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
 }  // namespace
 
 template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
-    if (g.Kg() < kMinGemmRows)
-        weight_grad_direct(g, dy, x, dw);
-    else if (winograd_applies(forward_plan(g)))
-        return weight_grad_winograd(g, dy, x, dw, db);  // the bias in the same pass
-    else if (dot_applies(g))
-        return weight_grad_dot(g, dy, x, dw, db);
-    else
-        weight_grad_gemm(g, dy, x, dw);
+void conv2d_backward_weight(const Conv2dPlan& plan, const T* dy, const T* x, T* dw, T* db) {
+    const Conv2dGeometry& g = plan.g;
+    switch (plan.weight_grad) {
+        case WeightGradAlgo::depthwise: weight_grad_direct(g, dy, x, dw); break;
+        case WeightGradAlgo::winograd: return weight_grad_winograd(g, dy, x, dw, db);  // + bias
+        case WeightGradAlgo::dot: return weight_grad_dot(g, dy, x, dw, db);          // + bias
+        case WeightGradAlgo::gemm: weight_grad_gemm(g, dy, x, dw); break;
+    }
     if (db) conv2d_backward_bias(g, dy, db);
 }
 
@@ -327,7 +319,7 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                \
-    template void conv2d_backward_weight<T>(const Conv2dGeometry&, const T*, const T*, T*, T*); \
+    template void conv2d_backward_weight<T>(const Conv2dPlan&, const T*, const T*, T*, T*);     \
     template void conv2d_backward_bias<T>(const Conv2dGeometry&, const T*, T*);
 CONVEXT_INSTANTIATE(float)
 CONVEXT_INSTANTIATE(double)

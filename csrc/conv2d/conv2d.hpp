@@ -8,7 +8,8 @@
 //   bias grad     db[k]   = sum_{n,oh,ow} dy[n,k,oh,ow]
 // One correlation core (with signed padding: "full" pads, negative padding
 // crops) serves the forward pass and the input gradient; the weight gradient
-// is the same patch gather feeding a GEMM with dy.
+// is the same patch gather feeding a GEMM with dy. plan.hpp runs a layer's
+// three directions from its Conv2dPlan; select.hpp names their algorithms.
 #pragma once
 
 #include "core/geometry.hpp"
@@ -33,22 +34,13 @@ struct CorrelationPlan {
 // The plan of a layer's forward pass (also what its weight gradient gathers).
 CorrelationPlan forward_plan(const Conv2dGeometry& g);
 
-// bias may be null. Threaded; bitwise identical for any thread count.
+// y = the correlation p describes, by the algorithm select_correlation picks
+// (plan.hpp: with a given one). bias may be null. Threaded; bitwise identical
+// for any thread count.
 template <class T>
 void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);
 
-template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
-
-template <class T>
-void conv2d_backward_input(const Conv2dGeometry& g, const T* dy, const T* w, T* dx);
-
-// db: also the bias gradient (null: not), in the same pass over dy where the
-// path allows.
-template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* dy, const T* x, T* dw,
-                            T* db = nullptr);
-
+// db[k] = sum of dy over the batch and positions of channel k.
 template <class T>
 void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db);
 

@@ -1,5 +1,6 @@
 // Forward correlation: the core every convolution entry point runs on.
 #include "conv2d/conv2d.hpp"
+#include "conv2d/plan.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -13,25 +14,8 @@
 namespace convext {
 namespace {
 
-// Below this many output channels per group a GEMM tile over output
-// positions (6 or 8 rows) would be mostly padding: depthwise layers,
-// scipy-style 2-D correlation and the input gradient of layers with few
-// input channels run the shift-add GEMM or the direct loop instead.
-constexpr index_t kMinGemmRows = 4;
 // Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
-
-// Few output channels but enough input channels to make a GEMM deep, enough
-// taps to fill its register tiles, stride 1, and images x groups enough for
-// its one task per image and group (a fixed count: the path, hence the
-// rounding, must not depend on the thread count): multiply, then shift and
-// add. Measured, lenet5x5's input gradient: 1 thread 95 GFLOP/s against 41
-// for the direct loop; the stem's stride phases (3 outputs, 64 inputs): no
-// faster than the direct loop, and they come one image at a time.
-bool shift_add_applies(const CorrelationPlan& p) {
-    return p.stride.h == 1 && p.stride.w == 1 && p.Cg() >= 8 && p.Kg() * p.R * p.S >= 8 &&
-           p.N * p.groups >= 8;
-}
 
 // Indirect GEMM: per (image, group, band of output rows), fill the band's
 // phase planes (PhasePlanes) and let the micro-kernel read the column
@@ -212,15 +196,19 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
 }  // namespace
 
 template <class T>
+void correlate_nchw(const CorrelationPlan& p, CorrAlgo algo, const T* x, const T* w, const T* bias,
+                    T* y) {
+    switch (algo) {
+        case CorrAlgo::shift_add: return correlate_shift_add(p, x, w, bias, y);
+        case CorrAlgo::direct: return correlate_direct(p, x, w, bias, y);
+        case CorrAlgo::winograd: return correlate_winograd(p, x, w, bias, y);
+        case CorrAlgo::indirect_gemm: return correlate_indirect(p, x, w, bias, y);
+    }
+}
+
+template <class T>
 void correlate_nchw(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
-    if (p.Kg() < kMinGemmRows && shift_add_applies(p))
-        correlate_shift_add(p, x, w, bias, y);
-    else if (p.Kg() < kMinGemmRows)
-        correlate_direct(p, x, w, bias, y);
-    else if (winograd_applies(p))
-        correlate_winograd(p, x, w, bias, y);
-    else
-        correlate_indirect(p, x, w, bias, y);
+    correlate_nchw(p, select_correlation(p), x, w, bias, y);
 }
 
 CorrelationPlan forward_plan(const Conv2dGeometry& g) {
@@ -233,13 +221,15 @@ CorrelationPlan forward_plan(const Conv2dGeometry& g) {
 }
 
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-    correlate_nchw(forward_plan(g), x, w, bias, y);
+void conv2d_forward(const Conv2dPlan& plan, const T* x, const T* w, const T* bias, T* y) {
+    correlate_nchw(forward_plan(plan.g), plan.forward, x, w, bias, y);
 }
 
 #define CONVEXT_INSTANTIATE(T)                                                                 \
+    template void correlate_nchw<T>(const CorrelationPlan&, CorrAlgo, const T*, const T*,      \
+                                    const T*, T*);                                           \
     template void correlate_nchw<T>(const CorrelationPlan&, const T*, const T*, const T*, T*); \
-    template void conv2d_forward<T>(const Conv2dGeometry&, const T*, const T*, const T*, T*);
+    template void conv2d_forward<T>(const Conv2dPlan&, const T*, const T*, const T*, T*);
 CONVEXT_INSTANTIATE(float)
 CONVEXT_INSTANTIATE(double)
 

@@ -42,22 +42,6 @@ inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lane
 
 }  // namespace
 
-bool winograd_applies(const CorrelationPlan& p) {
-    // CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test
-    // the indirect GEMM on the layers Winograd would take).
-    static const bool off = [] {
-        const char* v = std::getenv("CONVEXT_WINOGRAD");
-        return v && v[0] == '0';
-    }();
-    // Measured (2 threads, N=8, forward and weight gradient against the
-    // implicit GEMM then in use): 0.3-0.75x on 7x7 and 8x8 planes (few tiles: little
-    // parallelism, the filter transform not amortised), even at 10x10, 1.5-2x
-    // from 14x14 up. Below 12x12 outputs the GEMM takes the layer.
-    return !off && p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&
-           p.dilation.w == 1 && p.Kg() >= 16 && p.Cg() >= 16 && p.Ho * p.Wo >= 12 * 12 &&
-           p.Ho >= kOut && p.Wo >= kOut;
-}
-
 template <class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();

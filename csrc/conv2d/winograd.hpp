@@ -5,14 +5,11 @@
 
 namespace convext {
 
-// 3x3, stride 1, dilation 1, enough channels for the transforms to pay off,
-// and not turned off by CONVEXT_WINOGRAD=0.
-bool winograd_applies(const CorrelationPlan& p);
-
+// The plan must be one for which can_run(CorrAlgo::winograd, p) holds.
 template <class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y);
 
-// The weight gradient of a layer forward_plan(g) for which winograd_applies,
+// The weight gradient of a layer for which can_run(WeightGradAlgo::winograd, g),
 // and with db its bias gradient (null: not).
 template <class T>
 void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db);

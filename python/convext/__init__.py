@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
     ) from exc
 
 from convext import functional
+from convext.plan import Conv2dPlan
 from convext.functional import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -39,4 +40,4 @@ from convext.functional import (
 
 __version__ = "0.1.0"
 
-__all__ = [*functional.__all__, "__version__"]
+__all__ = [*functional.__all__, "Conv2dPlan", "__version__"]

@@ -17,15 +17,13 @@ parameters, ``MemoryError`` for sizes that cannot be allocated.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from convext import _core
-
-IntPair = Union[int, Tuple[int, int]]
-FloatArray = NDArray[np.floating[Any]]
+from convext._args import FloatArray, IntPair
 
 __all__ = [
     "avg_pool2d",

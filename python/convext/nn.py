@@ -32,6 +32,11 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 import convext as _cx
+from convext._args import IntPair
+from convext._args import float_dtype as _float_dtype
+from convext._args import pair as _pair
+from convext._args import positive_int as _positive_int
+from convext.plan import Conv2dPlan
 
 __all__ = [
     "Parameter",
@@ -46,58 +51,7 @@ __all__ = [
     "CrossEntropyLoss",
 ]
 
-IntPair = Union[int, Sequence[int]]
 RngLike = Union[np.random.Generator, int, None]
-
-
-def _pair(value: IntPair, name: str) -> tuple[int, int]:
-    """Normalise an int or a 1-/2-sequence of ints to a 2-tuple (PyTorch's meaning).
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an int or a sequence of one or two ints.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    try:
-        v = operator.index(value)  # type: ignore[arg-type]
-        return (v, v)
-    except TypeError:
-        pass
-    try:
-        items = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-    if len(items) == 1:
-        items = items * 2
-    if len(items) != 2 or any(isinstance(i, (bool, np.bool_)) for i in items):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    try:
-        return (operator.index(items[0]), operator.index(items[1]))
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}") from None
-
-
-def _float_dtype(dtype: DTypeLike, name: str) -> np.dtype:
-    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise TypeError."""
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{name}: dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def _positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int >= 1, else raise TypeError/ValueError naming ``what``."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be an int, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an int, got {value!r}") from None
-    if v < 1:
-        raise ValueError(f"{what} must be >= 1, got {v}")
-    return v
 
 
 def _kaiming_uniform(
@@ -540,9 +494,23 @@ class Conv2d(Module):
         self.weight = Parameter(_kaiming_uniform(gen, (out_channels, in_channels // groups, kh, kw), fan_in, dt))
         self.bias = Parameter(_kaiming_uniform(gen, (out_channels,), fan_in, dt)) if bias else None
         self._x: NDArray[np.floating] | None = None
+        self._plans: OrderedDict[tuple[Any, ...], Conv2dPlan] = OrderedDict()
 
     def _geometry(self) -> dict[str, Any]:
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
+
+    _MAX_PLANS = 8  # input shapes remembered (a training loop sees one or two)
+
+    def _plan(self, x: NDArray[np.floating]) -> Conv2dPlan:
+        """The plan for input ``x`` (built once per input shape and dtype, then reused)."""
+        key = (x.shape, x.dtype.str, self.weight.data.shape)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = Conv2dPlan(x.shape, self.weight.data.shape, dtype=x.dtype, **self._geometry())
+            self._plans[key] = plan
+            if len(self._plans) > self._MAX_PLANS:
+                self._plans.popitem(last=False)
+        return plan
 
     def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         """Convolve ``x`` (N, C, H, W); see :func:`convext.conv2d`.
@@ -557,9 +525,13 @@ class Conv2d(Module):
         numpy.ndarray
             Shape (N, out_channels, H_out, W_out).
         """
-        self._x = x
         bias = None if self.bias is None else self.bias.data
-        return _cx.conv2d(x, self.weight.data, bias, **self._geometry())
+        xa = np.asarray(x)
+        if xa.dtype != self.weight.data.dtype or xa.ndim != 4:  # the functional op's message
+            return _cx.conv2d(xa, self.weight.data, bias, **self._geometry())
+        y = self._plan(xa).forward(xa, self.weight.data, bias)
+        self._x = xa
+        return y
 
     def backward(self, grad_out: NDArray[np.floating]) -> NDArray[np.floating]:
         """Add dL/dW (and dL/db) into the parameters' ``.grad`` and return dL/dx.
@@ -580,7 +552,7 @@ class Conv2d(Module):
             If called before :meth:`forward`.
         """
         x = self._saved("_x")
-        grad_x, grad_w, grad_b = _cx.conv2d_backward(grad_out, x, self.weight.data, **self._geometry())
+        grad_x, grad_w, grad_b = self._plan(x).backward(grad_out, x, self.weight.data)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)

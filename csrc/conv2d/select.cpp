@@ -1,0 +1,164 @@
+// The conv2d algorithm selectors and every threshold they use, each with the
+// measurement behind it (Zen 5, 2 threads unless said; docs/performance.md
+// has the current figures).
+#include "conv2d/select.hpp"
+
+#include <cstdlib>
+#include <iterator>
+
+namespace convext {
+namespace {
+
+// Below this many output channels per group a GEMM tile over output
+// positions (6 or 8 rows) would be mostly padding: depthwise layers,
+// scipy-style 2-D correlation and the input gradient of layers with few
+// input channels run the shift-add GEMM or the direct loop instead.
+constexpr index_t kMinGemmRows = 4;
+
+// Winograd below 12x12 outputs: measured 0.3-0.75x the GEMM on 7x7 and 8x8
+// planes (few tiles: little parallelism, the filter transform not amortised),
+// even at 10x10; 1.5-2x from 14x14 up. It also needs 16 channels each way
+// for its transforms to pay off.
+constexpr index_t kWinogradMinOutputs = 12 * 12;
+constexpr index_t kWinogradMinChannels = 16;
+
+// CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test the
+// indirect GEMM on the layers Winograd would take).
+bool winograd_disabled() {
+    static const bool off = [] {
+        const char* v = std::getenv("CONVEXT_WINOGRAD");
+        return v && v[0] == '0';
+    }();
+    return off;
+}
+
+bool is_3x3_unit(const CorrelationPlan& p) {
+    return p.R == 3 && p.S == 3 && p.stride.h == 1 && p.stride.w == 1 && p.dilation.h == 1 &&
+           p.dilation.w == 1;
+}
+
+bool winograd_pays(const CorrelationPlan& p) {
+    return !winograd_disabled() && can_run(CorrAlgo::winograd, p) &&
+           p.Kg() >= kWinogradMinChannels && p.Cg() >= kWinogradMinChannels &&
+           p.Ho * p.Wo >= kWinogradMinOutputs;
+}
+
+// Few output channels but enough input channels to make a GEMM deep, enough
+// taps to fill its register tiles, stride 1, and images x groups enough for
+// its one task per image and group (a fixed count: the path, hence the
+// rounding, must not depend on the thread count): multiply, then shift and
+// add. Measured, lenet5x5's input gradient: 1 thread 95 GFLOP/s against 41
+// for the direct loop; the stem's stride phases (3 outputs, 64 inputs): no
+// faster than the direct loop, and they come one image at a time.
+bool shift_add_pays(const CorrelationPlan& p) {
+    return can_run(CorrAlgo::shift_add, p) && p.Cg() >= 8 && p.Kg() * p.R * p.S >= 8 &&
+           p.N * p.groups >= 8;
+}
+
+// With a stride and few input channels (the stem: 3), the phases are small
+// correlations one image at a time: the transposed form, one GEMM for every
+// tap of every phase, measured ~270 -> ~315 GFLOP/s on the stem's input
+// gradient. Enough images x groups for its one task per (image, group).
+bool strided_shift_add_pays(const Conv2dGeometry& g) {
+    return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
+           (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4;
+}
+
+// The dot-product weight gradient serves layers with few input channels per
+// group (first layers: their few planes stay in cache while dy streams;
+// measured, 1 thread: lenet5x5 ~130 GFLOP/s, stem7x7s2 ~165, against 40 and
+// 112-130 for the GEMM; down1x1s2, 64 channels: 0.47-0.50 ms against 0.37
+// for the GEMM).
+constexpr index_t kDotMaxChannels = 4;
+
+template <class E, std::size_t N>
+E parse(const char* op, const char* what, const std::string& name, const E (&all)[N]) {
+    std::string names;
+    for (E a : all) {
+        if (name == algo_name(a)) return a;
+        names += names.empty() ? "" : ", ";
+        names += algo_name(a);
+    }
+    throw std::invalid_argument(
+        msg(op, ": unknown ", what, " algorithm '", name, "' (one of: ", names, ")"));
+}
+
+constexpr CorrAlgo kCorrAlgos[] = {CorrAlgo::shift_add, CorrAlgo::direct, CorrAlgo::winograd,
+                                   CorrAlgo::indirect_gemm};
+constexpr InputGradAlgo kInputGradAlgos[] = {InputGradAlgo::phases,
+                                             InputGradAlgo::strided_shift_add};
+constexpr WeightGradAlgo kWeightGradAlgos[] = {WeightGradAlgo::depthwise, WeightGradAlgo::winograd,
+                                               WeightGradAlgo::dot, WeightGradAlgo::gemm};
+
+}  // namespace
+
+const char* algo_name(CorrAlgo a) {
+    switch (a) {
+        case CorrAlgo::shift_add: return "shift_add";
+        case CorrAlgo::direct: return "direct";
+        case CorrAlgo::winograd: return "winograd";
+        case CorrAlgo::indirect_gemm: return "indirect_gemm";
+    }
+    return "?";
+}
+
+const char* algo_name(InputGradAlgo a) {
+    switch (a) {
+        case InputGradAlgo::phases: return "phases";
+        case InputGradAlgo::strided_shift_add: return "strided_shift_add";
+    }
+    return "?";
+}
+
+const char* algo_name(WeightGradAlgo a) {
+    switch (a) {
+        case WeightGradAlgo::depthwise: return "depthwise";
+        case WeightGradAlgo::winograd: return "winograd";
+        case WeightGradAlgo::dot: return "dot";
+        case WeightGradAlgo::gemm: return "gemm";
+    }
+    return "?";
+}
+
+CorrAlgo parse_corr_algo(const char* op, const std::string& name) {
+    return parse(op, "correlation", name, kCorrAlgos);
+}
+InputGradAlgo parse_input_grad_algo(const char* op, const std::string& name) {
+    return parse(op, "input-gradient", name, kInputGradAlgos);
+}
+WeightGradAlgo parse_weight_grad_algo(const char* op, const std::string& name) {
+    return parse(op, "weight-gradient", name, kWeightGradAlgos);
+}
+
+bool can_run(CorrAlgo a, const CorrelationPlan& p) {
+    switch (a) {
+        case CorrAlgo::shift_add: return p.stride.h == 1 && p.stride.w == 1;
+        case CorrAlgo::winograd: return is_3x3_unit(p) && p.Ho >= 4 && p.Wo >= 4;
+        case CorrAlgo::direct:
+        case CorrAlgo::indirect_gemm: return true;
+    }
+    return false;
+}
+
+bool can_run(InputGradAlgo, const Conv2dGeometry&) { return true; }
+
+bool can_run(WeightGradAlgo a, const Conv2dGeometry& g) {
+    return a != WeightGradAlgo::winograd || can_run(CorrAlgo::winograd, forward_plan(g));
+}
+
+CorrAlgo select_correlation(const CorrelationPlan& p) {
+    if (p.Kg() < kMinGemmRows) return shift_add_pays(p) ? CorrAlgo::shift_add : CorrAlgo::direct;
+    return winograd_pays(p) ? CorrAlgo::winograd : CorrAlgo::indirect_gemm;
+}
+
+InputGradAlgo select_input_grad(const Conv2dGeometry& g) {
+    return strided_shift_add_pays(g) ? InputGradAlgo::strided_shift_add : InputGradAlgo::phases;
+}
+
+WeightGradAlgo select_weight_grad(const Conv2dGeometry& g) {
+    if (g.Kg() < kMinGemmRows) return WeightGradAlgo::depthwise;
+    if (winograd_pays(forward_plan(g))) return WeightGradAlgo::winograd;
+    return g.Cg() <= kDotMaxChannels ? WeightGradAlgo::dot : WeightGradAlgo::gemm;
+}
+
+}  // namespace convext

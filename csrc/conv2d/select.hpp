@@ -1,0 +1,62 @@
+// Every algorithm of the conv2d family, one enum per direction, and the one
+// selector per direction that picks among them (ATen's ConvBackend +
+// select_conv_backend). The thresholds they use sit in select.cpp, each next
+// to the measurement behind it. Tests and benchmarks can force an algorithm
+// (Conv2dAlgoRequest); one that cannot run a shape is refused with a message.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "conv2d/conv2d.hpp"
+
+namespace convext {
+
+// The correlation core: the forward pass, and each stride phase of the input
+// gradient (a stride-1 correlation of dy with a rotated sub-filter).
+enum class CorrAlgo {
+    shift_add,      // GEMM over input positions, then shifted adds (few outputs, many inputs)
+    direct,         // register-blocked direct loop (few output channels per group)
+    winograd,       // Winograd F(4x4, 3x3) (3x3, stride 1, undilated)
+    indirect_gemm,  // GEMM reading phase planes in place (everything else)
+};
+
+enum class InputGradAlgo {
+    phases,             // split dx by stride phase; each phase runs a correlation core
+    strided_shift_add,  // GEMM over dy's positions, shifted adds into phase planes (the stem)
+};
+
+enum class WeightGradAlgo {
+    depthwise,  // per output channel, all taps per pass (few output channels per group)
+    winograd,   // transformed x and dy tiles, one GEMM per transformed position
+    dot,        // dot products of dy with each tap's plane (few input channels per group)
+    gemm,       // dy times the gathered patches (everything else)
+};
+
+const char* algo_name(CorrAlgo a);
+const char* algo_name(InputGradAlgo a);
+const char* algo_name(WeightGradAlgo a);
+// The algorithm called `name`, or invalid_argument listing the valid names.
+CorrAlgo parse_corr_algo(const char* op, const std::string& name);
+InputGradAlgo parse_input_grad_algo(const char* op, const std::string& name);
+WeightGradAlgo parse_weight_grad_algo(const char* op, const std::string& name);
+
+// What each algorithm can compute at all (correctness, not speed).
+bool can_run(CorrAlgo a, const CorrelationPlan& p);
+bool can_run(InputGradAlgo a, const Conv2dGeometry& g);
+bool can_run(WeightGradAlgo a, const Conv2dGeometry& g);
+
+// The selectors: the fastest algorithm for a shape (the thresholds are measured).
+CorrAlgo select_correlation(const CorrelationPlan& p);
+InputGradAlgo select_input_grad(const Conv2dGeometry& g);
+WeightGradAlgo select_weight_grad(const Conv2dGeometry& g);
+
+// Algorithms a caller asks for instead of the selectors' choice (unset: select).
+// input_core forces the correlation core of every input-gradient phase.
+struct Conv2dAlgoRequest {
+    std::optional<CorrAlgo> forward, input_core;
+    std::optional<InputGradAlgo> input_grad;
+    std::optional<WeightGradAlgo> weight_grad;
+};
+
+}  // namespace convext
