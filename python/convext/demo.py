@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     _save_curves(args.out / "training_curves.png", history)
-    _save_filters(args.out / "first_layer_filters.png", model[0].weight.data)
+    _save_filters(args.out / "first_layer_filters.png", model[0].weight.data)  # type: ignore[attr-defined]
     _save_feature_maps(args.out / "feature_maps.png", model, x_test[0], int(y_test[0]))
     print(f"trained {args.epochs} epochs in {elapsed:.1f} s; pictures in {args.out}", flush=True)
     print(f"test accuracy: {history['test_acc'][-1]:.4f}", flush=True)

@@ -147,6 +147,10 @@ class Module:
         True after :meth:`train` (the default), False after :meth:`eval`.
     """
 
+    _parameters: OrderedDict[str, Parameter]
+    _modules: OrderedDict[str, Module]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -380,7 +384,7 @@ class Module:
         path : str or path-like
             Destination; numpy appends ``.npz`` if the name lacks it.
         """
-        np.savez(path, **self.state_dict())
+        np.savez(path, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: str | PathLike[str], strict: bool = True) -> Module:
         """Load parameters saved by :meth:`save`.
@@ -1114,7 +1118,7 @@ class CrossEntropyLoss(Module):
         self._labels = labels.astype(np.intp)
         return float(-log_probs[rows, labels].mean())
 
-    def backward(self, grad_out: float = 1.0) -> NDArray[np.floating]:
+    def backward(self, grad_out: float = 1.0) -> NDArray[np.floating]:  # type: ignore[override]
         """Return d loss / d logits of the last call, scaled by ``grad_out``.
 
         Parameters
