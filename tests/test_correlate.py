@@ -53,11 +53,14 @@ def test_correlate(name, shape1, shape2, mode, dtype, rng, assert_close, snapsho
 
 
 @pytest.mark.parametrize("name", OPS)
-def test_correlate_default_mode_is_valid(name, rng):
+def test_correlate_defaults_are_scipys(name, rng):
+    """mode="full", boundary="fill", fillvalue=0, as scipy.signal (convext <= 0.1 had "valid")."""
     a, b = rng.standard_normal((6, 5)), rng.standard_normal((2, 3))
     np.testing.assert_array_equal(getattr(convext, name)(a, b),
-                                  getattr(convext, name)(a, b, "valid"))
-    assert getattr(convext, name)(a, b).shape == (5, 3)
+                                  getattr(convext, name)(a, b, "full", "fill", 0))
+    assert getattr(convext, name)(a, b).shape == (7, 7)
+    np.testing.assert_allclose(getattr(convext, name)(a, b), getattr(scipy.signal, name)(a, b),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", OPS)
