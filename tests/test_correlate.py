@@ -117,3 +117,47 @@ def test_rot180(shape, dtype, rng, layout, as_layout, snapshot, assert_new_array
     np.testing.assert_array_equal(r, w[..., ::-1, ::-1])
     np.testing.assert_array_equal(r, ref.rot180(w))
     np.testing.assert_array_equal(convext.rot180(r), w)
+
+
+def _shift_add_int64(x, k):
+    """'valid' correlation in numpy int64 (wrapping, exact modulo 2**64)."""
+    R, S = k.shape
+    Ho, Wo = x.shape[0] - R + 1, x.shape[1] - S + 1
+    out = np.zeros((Ho, Wo), np.int64)
+    for r in range(R):
+        for s in range(S):
+            out += x[r:r + Ho, s:s + Wo] * k[r, s]
+    return out
+
+
+@pytest.mark.parametrize("magnitude", [2**20, 2**24 - 1, 2**40, 2**62],
+                         ids=["float64_path", "float64_path_at_bound", "uint64_path",
+                              "uint64_path_wrapping"])
+@pytest.mark.parametrize("name", OPS)
+def test_integer_results_exact(name, magnitude, rng):
+    """int64 results are exact (and wrap mod 2**64 as scipy's) on either path.
+
+    2**24 - 1 with a 5 x 5 kernel of values up to 2**24 - 1: the largest
+    partial sums (25 * (2**24 - 1)**2 < 2**53) are integers float64 holds only
+    without rounding -- a path that rounds (float32, Winograd) fails here.
+    """
+    x = rng.integers(-magnitude, magnitude, (9, 11), dtype=np.int64, endpoint=True)
+    k = rng.integers(-magnitude, magnitude, (5, 5), dtype=np.int64, endpoint=True)
+    x[0, 0], k[0, 0] = magnitude, magnitude
+    kk = k if name == "correlate2d" else k[::-1, ::-1]
+    got = getattr(convext, name)(x, k, "full")
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, _shift_add_int64(np.pad(x, 4), kk))
+    np.testing.assert_array_equal(got, getattr(scipy.signal, name)(x, k, "full"))
+
+
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+@pytest.mark.parametrize("name", OPS)
+def test_complex_and_boundaries_match_scipy(name, boundary, rng):
+    a = rng.standard_normal((13, 9)) + 1j * rng.standard_normal((13, 9))
+    b = rng.standard_normal((4, 15)) + 1j * rng.standard_normal((4, 15))
+    for mode in MODES[1:]:
+        got = getattr(convext, name)(a, b, mode, boundary, 0.5 - 2j)
+        theirs = getattr(scipy.signal, name)(a, b, mode, boundary, 0.5 - 2j)
+        assert got.dtype == theirs.dtype and got.flags.c_contiguous
+        np.testing.assert_allclose(got, theirs, rtol=1e-12, atol=1e-11)
