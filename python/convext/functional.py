@@ -308,16 +308,16 @@ def _complex(x: NDArray[Any], k: NDArray[Any], fill: Any, x_real: bool, k_real: 
     def f(u: NDArray[Any], v: NDArray[Any], fu: Any) -> NDArray[Any]:
         return _real(u, v, fu, mode, bnd, pads, convolve)
 
-    if x_real:
-        re, im = f(a, c, fr), f(a, d, fr)
-    elif k_real:
-        re, im = f(a, c, fr), f(b, c, fi)
-    else:
-        k1, k2, k3 = f(a + b, c, fr + fi), f(a, d - c, fr), f(b, c + d, fi)
-        re, im = k1 - k3, k1 + k2
-    out = np.empty(re.shape, x.dtype)
-    out.real = re
-    out.imag = im
+    if x_real or k_real:
+        re, im = (f(a, c, fr), f(a, d, fr)) if x_real else (f(a, c, fr), f(b, c, fi))
+        out = np.empty(re.shape, x.dtype)
+        out.real = re
+        out.imag = im
+        return out
+    k1, k2, k3 = f(a + b, c, fr + fi), f(a, d - c, fr), f(b, c + d, fi)
+    out = np.empty(k1.shape, x.dtype)
+    np.subtract(k1, k3, out=out.real)  # written straight into the interleaved result
+    np.add(k1, k2, out=out.imag)
     return out
 
 
