@@ -161,3 +161,33 @@ def test_complex_and_boundaries_match_scipy(name, boundary, rng):
         theirs = getattr(scipy.signal, name)(a, b, mode, boundary, 0.5 - 2j)
         assert got.dtype == theirs.dtype and got.flags.c_contiguous
         np.testing.assert_allclose(got, theirs, rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["int32", "int64_wide", "complex128", "float32_symm"])
+@pytest.mark.parametrize("name", OPS)
+def test_new_paths_any_layout(name, kind, layout, rng, as_layout, snapshot, assert_new_array):
+    """Integer, complex and symm inputs in every memory layout: scipy's result, inputs kept."""
+    if kind == "int32":
+        a, b = rng.integers(-300, 300, (7, 6)).astype(np.int32), rng.integers(-9, 9, (3, 4))
+    elif kind == "int64_wide":  # the uint64 tap-by-tap path
+        a, b = rng.integers(-2**60, 2**60, (7, 6)), rng.integers(-2**10, 2**10, (3, 4))
+    elif kind == "complex128":
+        a = rng.standard_normal((7, 6)) + 1j * rng.standard_normal((7, 6))
+        b = rng.standard_normal((3, 4)) - 1j * rng.standard_normal((3, 4))
+    else:
+        a, b = rng.standard_normal((7, 6)).astype(np.float32), rng.standard_normal((3, 4))
+    boundary = "symm" if kind == "float32_symm" else "fill"
+    if layout == "nested_list" and kind != "int64_wide":
+        a, b = a.astype(np.complex128 if a.dtype.kind == "c" else np.float64), b.astype(a.dtype)
+    al, bl = as_layout(a, layout), as_layout(b, layout)
+    unchanged = snapshot(al, bl)
+    for mode in MODES:
+        got = getattr(convext, name)(al, bl, mode, boundary, 2)
+        theirs = getattr(scipy.signal, name)(a, b, mode, boundary, 2)
+        unchanged()
+        assert_new_array(got, al, bl)
+        assert got.dtype == theirs.dtype and got.shape == theirs.shape
+        if got.dtype.kind in "iu":
+            np.testing.assert_array_equal(got, theirs)
+        else:
+            np.testing.assert_allclose(got, theirs, rtol=1e-10, atol=1e-10)
