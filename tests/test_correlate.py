@@ -191,3 +191,16 @@ def test_new_paths_any_layout(name, kind, layout, rng, as_layout, snapshot, asse
             np.testing.assert_array_equal(got, theirs)
         else:
             np.testing.assert_allclose(got, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("boundary, np_mode", [("wrap", "wrap"), ("symm", "symmetric")])
+def test_extension_is_numpys_pad(boundary, np_mode, rng):
+    """in1's wrap / symm extension (own fast path for pads <= in1, np.pad beyond) is np.pad's."""
+    from convext.functional import _extend
+
+    for H, W in [(1, 1), (1, 4), (3, 2), (4, 4)]:
+        x = rng.standard_normal((H, W))
+        for t, b, l, r in np.ndindex(H + 2, H + 2, W + 2, W + 2):
+            pads = ((t, b), (l, r))
+            np.testing.assert_array_equal(_extend(x, pads, boundary, 0),
+                                          np.pad(x, pads, mode=np_mode), err_msg=str(pads))
