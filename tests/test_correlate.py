@@ -204,3 +204,21 @@ def test_extension_is_numpys_pad(boundary, np_mode, rng):
             pads = ((t, b), (l, r))
             np.testing.assert_array_equal(_extend(x, pads, boundary, 0),
                                           np.pad(x, pads, mode=np_mode), err_msg=str(pads))
+
+
+def test_new_paths_bitwise_for_any_thread_count(rng):
+    """The uint64 / long double tap-by-tap kernel and the complex path: 1 thread == 3 threads."""
+    cases = [(rng.integers(-2**60, 2**60, (70, 300)), rng.integers(-9, 9, (5, 7))),
+             (rng.standard_normal((70, 300)).astype(np.longdouble),
+              rng.standard_normal((5, 7)).astype(np.longdouble)),
+             (rng.standard_normal((70, 300)) + 1j, rng.standard_normal((5, 7)) - 2j)]
+    before = convext.get_num_threads()
+    try:
+        for a, b in cases:
+            results = []
+            for n in (1, 3):
+                convext.set_num_threads(n)
+                results.append(convext.correlate2d(a, b, "same", "symm"))
+            assert results[0].tobytes() == results[1].tobytes(), a.dtype
+    finally:
+        convext.set_num_threads(before)
