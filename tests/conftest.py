@@ -46,6 +46,23 @@ settings.register_profile("dev", max_examples=15, deadline=None, suppress_health
 settings.load_profile(os.environ.get("CONVEXT_HYPOTHESIS_PROFILE", "ci"))
 
 # ----------------------------------------------------------------------------
+# marks of scipy's own test classes (tests/test_scipy_signal_suite.py runs two)
+# ----------------------------------------------------------------------------
+def pytest_configure(config):
+    for line in (
+        "skip_xp_backends(backend=None, reason=None, np_only=False, cpu_only=False, "
+        "eager_only=False, exceptions=None): scipy's array-API skip marks",
+        "xfail_xp_backends(backend=None, reason=None, np_only=False, cpu_only=False, "
+        "eager_only=False, exceptions=None): scipy's array-API xfail marks",
+        "xfail_on_32bit(reason): scipy: fails on 32-bit platforms",
+        "array_api_backends: scipy: test iterates over array API backends",
+        "fail_slow(duration): scipy: pytest-fail-slow limit",
+        "thread_unsafe: scipy: pytest-run-parallel runs it on one thread",
+    ):
+        config.addinivalue_line("markers", line)
+
+
+# ----------------------------------------------------------------------------
 # tolerances
 # ----------------------------------------------------------------------------
 #: relative tolerance per dtype

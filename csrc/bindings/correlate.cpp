@@ -1,4 +1,6 @@
 // Bindings of correlate2d / convolve2d / rot180.
+#include <cstdint>
+
 #include "signal/correlate.hpp"
 #include "bindings/register.hpp"
 #include "bindings/util.hpp"
@@ -30,6 +32,36 @@ py::array correlate_or_convolve(py::object in1, py::object in2, py::object mode)
     });
 }
 
+// 'valid' correlation tap by tap for uint64 (exact integers modulo 2^64) and
+// long double: the dtypes the Python layer routes around the float GEMM paths.
+template <class T>
+py::array valid_direct(const py::array& a, const py::array& b, const char* op) {
+    const Correlate2dGeometry g =
+        make_correlate2d_geometry(op, shape_of(a), shape_of(b), CorrMode::valid, false);
+    if (g.swapped)
+        throw std::invalid_argument(msg(op, ": in1 must be at least as large as in2, got ",
+                                        shape_str(shape_of(a)), " and ", shape_str(shape_of(b))));
+    auto ac = contiguous<T>(a);
+    auto bc = contiguous<T>(b);
+    auto out = new_array<T>(op, {g.Ho, g.Wo});
+    T* o = out.mutable_data();
+    py::gil_scoped_release release;
+    correlate2d_valid_direct<T>(g, ac.data(), bc.data(), o);
+    return out;
+}
+
+py::array correlate2d_valid_direct_(py::object in1, py::object in2) {
+    const char* op = "correlate2d_valid_direct";
+    py::array a = as_array(in1, op, "in1"), b = as_array(in2, op, "in2");
+    if (!a.dtype().is(b.dtype()))
+        throw py::type_error(msg(op, ": in1 is ", std::string(py::str(a.dtype())), " but in2 is ",
+                                 std::string(py::str(b.dtype())), "; pass arrays of one dtype"));
+    if (a.dtype().is(py::dtype::of<std::uint64_t>())) return valid_direct<std::uint64_t>(a, b, op);
+    if (a.dtype().is(py::dtype::of<long double>())) return valid_direct<long double>(a, b, op);
+    throw py::type_error(msg(op, ": in1 and in2 must be uint64 or long double, got ",
+                             std::string(py::str(a.dtype()))));
+}
+
 py::array rot180_(py::object w) {
     const char* op = "rot180";
     py::array a = as_array(w, op, "w");
@@ -59,6 +91,7 @@ void register_correlate(py::module_& m) {
     m.def("correlate2d", &correlate_or_convolve<false>, "in1"_a, "in2"_a, "mode"_a = "valid");
     m.def("convolve2d", &correlate_or_convolve<true>, "in1"_a, "in2"_a, "mode"_a = "valid");
     m.def("rot180", &rot180_, "w"_a);
+    m.def("correlate2d_valid_direct", &correlate2d_valid_direct_, "in1"_a, "in2"_a);
 }
 
 }  // namespace convext::bind

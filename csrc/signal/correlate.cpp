@@ -1,6 +1,8 @@
 #include "signal/correlate.hpp"
 
 #include <algorithm>
+#include <cassert>
+#include <cstdint>
 
 #include "conv2d/conv2d.hpp"
 #include "core/parallel.hpp"
@@ -46,6 +48,33 @@ void convolve2d(const Correlate2dGeometry& g, const T* in1, const T* in2, T* out
     rot180(1, g.R, g.S, kernel, rotated.data());
     correlate_single(g, image, rotated.data(), out);
 }
+
+template <class T>
+void correlate2d_valid_direct(const Correlate2dGeometry& g, const T* x, const T* k, T* out) {
+    assert(g.pad.h == 0 && g.pad.w == 0 && !g.swapped);
+    const index_t W = g.W, R = g.R, S = g.S, Wo = g.Wo;
+    // One output row per work item: zero it, then add each tap's shifted
+    // input row (the inner loop is a contiguous axpy the compiler vectorises).
+    parallel_for(
+        g.Ho,
+        [&](index_t i, int) {
+            T* o = out + i * Wo;
+            std::fill(o, o + Wo, T(0));
+            for (index_t r = 0; r < R; ++r)
+                for (index_t s = 0; s < S; ++s) {
+                    const T kv = k[r * S + s];
+                    const T* xr = x + (i + r) * W + s;
+                    for (index_t j = 0; j < Wo; ++j) o[j] += xr[j] * kv;
+                }
+        },
+        R * S * Wo);
+}
+
+template void correlate2d_valid_direct<std::uint64_t>(const Correlate2dGeometry&,
+                                                      const std::uint64_t*, const std::uint64_t*,
+                                                      std::uint64_t*);
+template void correlate2d_valid_direct<long double>(const Correlate2dGeometry&, const long double*,
+                                                    const long double*, long double*);
 
 #define CONVEXT_INSTANTIATE(T)                                                               \
     template void correlate2d<T>(const Correlate2dGeometry&, const T*, const T*, T*);        \

@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
 from convext import functional
 from convext.plan import Conv2dPlan
 from convext.functional import (
+    UnsupportedDTypeError,
     avg_pool2d,
     avg_pool2d_backward,
     conv2d,

@@ -26,6 +26,7 @@ from convext import _core
 from convext._args import FloatArray, IntPair
 
 __all__ = [
+    "UnsupportedDTypeError",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
@@ -48,63 +49,289 @@ __all__ = [
 # --------------------------------------------------------------------------- 2-D
 
 
-def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "valid") -> FloatArray:
-    """Cross-correlate two 2-D arrays, as ``scipy.signal.correlate2d``.
+class UnsupportedDTypeError(TypeError, ValueError):
+    """A dtype correlate2d / convolve2d do not compute (bool, float16, object).
 
-    ``out[i, j] = sum_{r, s} in1[i + r - p, j + s - q] * in2[r, s]`` with zero
-    fill outside ``in1``; the offsets ``p, q`` follow from ``mode``.
+    Both a ``TypeError`` (convext's convention for dtypes) and a
+    ``ValueError`` (what ``scipy.signal.correlate2d`` raises for them).
+    """
+
+
+_MODES = ("valid", "same", "full")
+_BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
+               "symm": "symm", "symmetric": "symm"}
+_NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
+#: integer correlations go through the float64 GEMM paths while every partial
+#: sum is an integer of magnitude below this (so float64 holds it exactly)
+_EXACT_FLOAT64 = 2**53
+
+
+def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
+                fillvalue: Any = 0) -> NDArray[Any]:
+    """Cross-correlate two 2-D arrays: a drop-in for ``scipy.signal.correlate2d``.
+
+    ``out[i, j] = sum_{r, s} ext(in1)[i + r - p, j + s - q] * conj(in2[r, s])``
+    where ``ext`` extends ``in1`` beyond its edges as ``boundary`` says and the
+    offsets ``p, q`` follow from ``mode``.
 
     Parameters
     ----------
     in1, in2 : array_like
-        2-D float32 or float64 arrays of one dtype.
-    mode : {"valid", "full", "same"}
-        ``"valid"``: only positions where ``in2`` lies inside ``in1`` (if
-        ``in2`` is the larger in every dimension, the inputs are swapped as
-        scipy does); ``"full"``: every overlap; ``"same"``: the size of
-        ``in1``, centred as scipy centres it.
+        2-D arrays. The result dtype is ``numpy.result_type(in1, in2)``, as
+        scipy's. float32 / float64 are computed natively; complex through
+        real correlations of the real and imaginary parts (three, Gauss'
+        trick; two when one side is real); integers exactly (see Notes);
+        long double tap by tap. bool-only and float16 inputs are refused, as
+        scipy refuses them.
+    mode : {"full", "valid", "same"}
+        ``"full"`` (default, as scipy): every overlap; ``"valid"``: only
+        positions where one input lies inside the other (if ``in2`` is the
+        larger in every dimension, the inputs are swapped and the result
+        reversed, as scipy does); ``"same"``: the size of ``in1``, centred as
+        scipy centres it.
+    boundary : {"fill", "wrap", "symm"}
+        How ``in1`` is extended: ``"fill"`` (or ``"pad"``) with
+        ``fillvalue``, ``"wrap"`` (or ``"circular"``) periodically,
+        ``"symm"`` (or ``"symmetric"``) by mirroring with the edge repeated.
+    fillvalue : scalar, optional
+        The padding value for ``boundary="fill"`` (default 0), cast to the
+        result dtype as scipy casts it.
 
     Returns
     -------
     ndarray
-        A new array of the inputs' dtype.
+        A new C-contiguous array of the result dtype.
 
     Raises
     ------
     ValueError
-        Not 2-D, empty, unknown ``mode``, or in 'valid' mode neither input
-        at least as large as the other.
-    TypeError
-        Non-float or mismatched dtypes.
+        Not 2-D, empty, unknown ``mode`` or ``boundary``, a ``fillvalue`` that
+        does not cast to the result dtype or is not one element, or in
+        'valid' mode neither input at least as large as the other. Messages
+        start with scipy's.
+    UnsupportedDTypeError
+        (a TypeError and a ValueError) bool-only, float16 or object inputs.
+
+    Notes
+    -----
+    Integer results are exact and wrap to the result dtype as scipy's do
+    (scipy sums in the result dtype, i.e. modulo 2**bits). They are computed
+    in float64 when ``max|in1| * max|in2| * in2.size < 2**53`` (with
+    ``|fillvalue|`` counted in ``max|in1|``), where every partial sum is an
+    exactly representable integer, and otherwise by a tap-by-tap uint64
+    kernel (exact modulo 2**64). With infinities in complex inputs, Gauss'
+    trick can give NaN where the four-product form gives inf.
     """
-    return _core.correlate2d(in1, in2, mode)
+    return _correlate_or_convolve("correlate2d", in1, in2, mode, boundary, fillvalue)
 
 
-def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "valid") -> FloatArray:
-    """Convolve two 2-D arrays, as ``scipy.signal.convolve2d``.
+def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
+               fillvalue: Any = 0) -> NDArray[Any]:
+    """Convolve two 2-D arrays: a drop-in for ``scipy.signal.convolve2d``.
 
-    Convolution is correlation with the kernel rotated by 180 degrees:
-    ``convolve2d(a, b) == correlate2d(a, rot180(b))`` in 'valid' and 'full'
-    modes ('same' centres the two differently, as scipy does).
+    Convolution is correlation with the kernel rotated by 180 degrees (and
+    not conjugated): ``convolve2d(a, b) == correlate2d(a, rot180(b))`` in
+    'valid' and 'full' modes for real inputs ('same' centres the two
+    differently, as scipy does).
 
     Parameters
     ----------
     in1, in2 : array_like
-        2-D float32 or float64 arrays of one dtype.
-    mode : {"valid", "full", "same"}
+        As in :func:`correlate2d`.
+    mode : {"full", "valid", "same"}
+        As in :func:`correlate2d` (in 'valid' mode a swap needs no reversal:
+        convolution commutes).
+    boundary : {"fill", "wrap", "symm"}
+        As in :func:`correlate2d`.
+    fillvalue : scalar, optional
         As in :func:`correlate2d`.
 
     Returns
     -------
     ndarray
-        A new array of the inputs' dtype.
+        A new C-contiguous array of the result dtype.
 
     Raises
     ------
-    ValueError, TypeError
+    ValueError, UnsupportedDTypeError
         As :func:`correlate2d`.
     """
-    return _core.convolve2d(in1, in2, mode)
+    return _correlate_or_convolve("convolve2d", in1, in2, mode, boundary, fillvalue)
+
+
+def _correlate_or_convolve(op: str, in1: ArrayLike, in2: ArrayLike, mode: Any, boundary: Any,
+                           fillvalue: Any) -> NDArray[Any]:
+    """scipy's argument rules (in scipy's order), then the computation."""
+    a, b = np.asarray(in1), np.asarray(in2)
+    if not a.ndim == b.ndim == 2:
+        raise ValueError(f"{op} inputs must both be 2-D arrays, got in1 with shape {a.shape} "
+                         f"and in2 with shape {b.shape}")
+    swapped = False
+    if isinstance(mode, str) and mode == "valid":
+        ok1 = a.shape[0] >= b.shape[0] and a.shape[1] >= b.shape[1]
+        ok2 = b.shape[0] >= a.shape[0] and b.shape[1] >= a.shape[1]
+        if not (ok1 or ok2):
+            raise ValueError("For 'valid' mode, one must be at least as large as the other in "
+                             f"every dimension, got in1 {a.shape} and in2 {b.shape}")
+        swapped = not ok1
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full'; {op} got "
+                         f"mode={mode!r}")
+    bnd = _BOUNDARIES.get(boundary) if isinstance(boundary, str) else None
+    if bnd is None:
+        raise ValueError("Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and "
+                         f"'symmetric' (or 'symm'); {op} got boundary={boundary!r}")
+    for name, arr in (("in1", a), ("in2", b)):
+        if arr.size == 0:
+            raise ValueError(f"{op}: {name} must not be empty, got shape {arr.shape}")
+    rt = np.result_type(a.dtype, b.dtype)
+    if rt.kind not in "iufc" or rt == np.float16:
+        raise UnsupportedDTypeError(
+            f"{op} not available for this type: in1 is {a.dtype}, in2 is {b.dtype} (result "
+            f"{rt}); like scipy.signal, convext computes integer, float32, float64, long "
+            "double and complex inputs")
+    fill = _fill_scalar(fillvalue, rt) if bnd == "fill" else rt.type(0)
+    convolve = op == "convolve2d"
+    x_real = a.dtype.kind != "c" and b.dtype.kind != "c" or (
+        (b if swapped else a).dtype.kind != "c" and np.imag(fill) == 0)
+    k_real = (a if swapped else b).dtype.kind != "c"
+    x, k = (b, a) if swapped else (a, b)
+    x = x.astype(rt, copy=False)
+    k = k.astype(rt, copy=False)
+    if not convolve and rt.kind == "c" and not k_real:
+        k = np.conj(k)
+    R, S = k.shape
+    pads = _pads(mode, convolve, R, S)
+    if rt.kind == "c":
+        out = _complex(x, k, fill, x_real, k_real, mode, bnd, pads, convolve)
+    elif rt.kind in "iu":
+        out = _integer(x, k, fill, mode, bnd, pads, convolve)
+    else:
+        out = _real(x, k, fill, mode, bnd, pads, convolve)
+    if swapped and not convolve:
+        out = out[::-1, ::-1].copy()  # scipy: valid-mode correlate with in2 larger, reversed
+    return out
+
+
+def _fill_scalar(fillvalue: Any, rt: np.dtype[Any]) -> Any:
+    """``fillvalue`` as a scalar of the result dtype, by scipy's rules."""
+    try:
+        if isinstance(fillvalue, (np.ndarray, np.generic)) and not np.can_cast(
+                fillvalue.dtype, rt, "safe"):
+            raise TypeError  # numpy arrays convert only safely, as in scipy
+        f = np.asarray(fillvalue, dtype=rt)
+    except (TypeError, ValueError, OverflowError):
+        np.asarray(fillvalue, dtype=np.complex128)  # scipy's second try: its error stands
+        raise ValueError("could not cast `fillvalue` directly to the output type (it was first "
+                         f"converted to complex); got fillvalue={fillvalue!r} for result dtype "
+                         f"{rt}") from None
+    if f.size != 1:
+        if f.size == 0:
+            raise ValueError("`fillvalue` cannot be an empty array.")
+        raise ValueError("`fillvalue` must be scalar or an array with one element, got shape "
+                         f"{f.shape}")
+    return f.reshape(())[()]
+
+
+def _pads(mode: str, convolve: bool, R: int, S: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Rows/columns added before and after in1 so that 'valid' gives ``mode``.
+
+    'same' is centred on the convolution (scipy): a correlation with the
+    rotated kernel then starts R // 2 rows in, a plain correlation (R - 1) // 2.
+    """
+    if mode == "valid":
+        return (0, 0), (0, 0)
+    if mode == "full":
+        return (R - 1, R - 1), (S - 1, S - 1)
+    top, left = (R // 2, S // 2) if convolve else ((R - 1) // 2, (S - 1) // 2)
+    return (top, R - 1 - top), (left, S - 1 - left)
+
+
+def _extend(x: NDArray[Any], pads: Any, bnd: str, fill: Any) -> NDArray[Any]:
+    """in1 extended by ``pads`` as ``boundary`` says (one copy, numpy's pad)."""
+    if pads == ((0, 0), (0, 0)):
+        return x
+    (t, b), (l, r) = pads
+    H, W = x.shape
+    if bnd == "fill" or max(t, b) > H or max(l, r) > W:
+        # (np.pad repeats the extension when the pad is wider than in1)
+        if bnd == "fill":
+            return np.pad(x, pads, mode="constant", constant_values=fill)
+        return np.pad(x, pads, mode=_NP_PAD[bnd])
+    # One extension of each side: the same as np.pad, without its per-call overhead.
+    out = np.empty((H + t + b, W + l + r), x.dtype)
+    out[t:t + H, l:l + W] = x
+    mid = out[t:t + H]
+    if bnd == "wrap":
+        mid[:, :l], mid[:, l + W:] = x[:, W - l:], x[:, :r]
+        out[:t], out[t + H:] = mid[H - t:], mid[:b]
+    else:  # symm: mirrored with the edge repeated
+        mid[:, :l], mid[:, l + W:] = x[:, :l][:, ::-1], x[:, W - r:][:, ::-1]
+        out[:t], out[t + H:] = mid[:t][::-1], mid[H - b:][::-1]
+    return out
+
+
+def _real(x: NDArray[Any], k: NDArray[Any], fill: Any, mode: str, bnd: str, pads: Any,
+          convolve: bool) -> NDArray[Any]:
+    """Correlation / convolution of two real arrays of one dtype.
+
+    float32 / float64 with zero fill: the C++ paths pad implicitly; otherwise
+    in1 is extended here and the 'valid' correlation does the rest. uint64
+    (exact integers) and long double: tap by tap in C++.
+    """
+    if x.dtype in (np.float32, np.float64):
+        fn = _core.convolve2d if convolve else _core.correlate2d
+        if bnd == "fill" and fill == 0 and not np.signbit(fill):
+            return fn(x, k, mode)
+        return fn(_extend(x, pads, bnd, fill), k, "valid")
+    if convolve:
+        k = k[::-1, ::-1]
+    return _core.correlate2d_valid_direct(_extend(x, pads, bnd, fill), k)
+
+
+def _integer(x: NDArray[Any], k: NDArray[Any], fill: Any, mode: str, bnd: str, pads: Any,
+             convolve: bool) -> NDArray[Any]:
+    """Exact integer correlation, wrapped to the result dtype as scipy's."""
+    rt = x.dtype
+    m1 = max(int(x.max()), -int(x.min()))
+    if bnd == "fill":
+        m1 = max(m1, abs(int(fill)))
+    m2 = max(int(k.max()), -int(k.min()))
+    if m1 * m2 * k.size < _EXACT_FLOAT64:
+        out = _real(x.astype(np.float64), k.astype(np.float64), float(fill), mode, bnd, pads,
+                    convolve)
+        return out.astype(np.int64).astype(rt, copy=False)
+    u = np.uint64
+    out = _real(x.astype(u), k.astype(u), np.asarray(fill).astype(u)[()], mode, bnd, pads,
+                convolve)
+    return out.view(np.int64) if rt == np.int64 else out.astype(rt, copy=False)
+
+
+def _complex(x: NDArray[Any], k: NDArray[Any], fill: Any, x_real: bool, k_real: bool, mode: str,
+             bnd: str, pads: Any, convolve: bool) -> NDArray[Any]:
+    """Complex correlation from real ones (k already conjugated for correlate2d).
+
+    (a + ib) * (c + id): Gauss' three products, k1 = (a + b) * c,
+    k2 = a * (d - c), k3 = b * (c + d); real = k1 - k3, imag = k1 + k2. Two
+    products when one side is real.
+    """
+    a, b, c, d = x.real, x.imag, k.real, k.imag
+    fr, fi = np.real(fill), np.imag(fill)
+
+    def f(u: NDArray[Any], v: NDArray[Any], fu: Any) -> NDArray[Any]:
+        return _real(u, v, fu, mode, bnd, pads, convolve)
+
+    if x_real or k_real:
+        re, im = (f(a, c, fr), f(a, d, fr)) if x_real else (f(a, c, fr), f(b, c, fi))
+        out = np.empty(re.shape, x.dtype)
+        out.real = re
+        out.imag = im
+        return out
+    k1, k2, k3 = f(a + b, c, fr + fi), f(a, d - c, fr), f(b, c + d, fi)
+    out = np.empty(k1.shape, x.dtype)
+    np.subtract(k1, k3, out=out.real)  # written straight into the interleaved result
+    np.add(k1, k2, out=out.imag)
+    return out
 
 
 def rot180(w: ArrayLike) -> FloatArray:
