@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from convext import nn
+
+torch = pytest.importorskip("torch")
 
 TOL = {np.float32: {"rtol": 2e-4, "atol": 2e-5}, np.float64: {"rtol": 1e-9, "atol": 1e-11}}
 DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]

@@ -5,10 +5,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
 
 from convext.nn import Parameter
 from convext.optim import SGD, Adam
+
+torch = pytest.importorskip("torch")
 
 SHAPES = [(4, 3, 3, 3), (4,), (5, 7)]
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
 import convext.torch as ct
 
 TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-5}, torch.float64: {"rtol": 1e-9, "atol": 1e-11}}
