@@ -94,7 +94,7 @@ void assemble_row(const gemm::Kernel<T>& kern, index_t W, index_t sw, Src src, c
         const T* b = W > 1 ? src(1) : nullptr;
         if (!a && !b) return std::fill(dst, dst + W, T(0));
         a = a ? a : zeros, b = b ? b : zeros;
-        kern.interleave2(W / 2, a, b, dst);
+        kern.vec.interleave2(W / 2, a, b, dst);
         if (W % 2) dst[W - 1] = a[W / 2];
         return;
     }
@@ -156,7 +156,7 @@ void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* d
                 T* dst = planes + ((c * ah.nslots + ah.slot[r]) * aw.nslots + aw.slot[s]) * plane +
                          (oh0 + ah.shift[r]) * lw + aw.shift[s];
                 for (index_t q = 0; q < rows; ++q)
-                    kern.add_to(g.Wo, z + i * ldz + q * g.Wo, dst + q * lw);
+                    kern.vec.add_to(g.Wo, z + i * ldz + q * g.Wo, dst + q * lw);
             }
         }
         // dx row ih = sh*(j + qmin) + a: row j of the planes of row phase a;

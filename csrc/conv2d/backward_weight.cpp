@@ -113,10 +113,10 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
                         const index_t ih = oh * g.stride.h + r * g.dilation.h - g.padding.h;
                         x_rows[oh * g.R + r] = ih < 0 || ih >= g.H ? zeros : xpc + ih * plen;
                     }
-                kern.dot_taps(g.Ho, wq, g.R, g.S, dy_rows, x_rows, cols.tap, acc + c * RS * L);
+                kern.dot.taps(g.Ho, wq, g.R, g.S, dy_rows, x_rows, cols.tap, acc + c * RS * L);
             }
         }
-        kern.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
+        kern.vec.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
     }, Cg * g.R * g.S * g.N * P);
 }
 
@@ -175,7 +175,7 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
     const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const index_t J = KD + (db ? 1 : 0);  // columns: the KD taps, then the ones
     const PhasePlanes pp(plan, ceil_div(1024, g.Wo), true);
-    const index_t KB = kern.dot_k, JB = kern.dot_j;
+    const index_t KB = kern.dot.k, JB = kern.dot.j;
     const index_t kt = ceil_div(Kg, KB), jt = ceil_div(J, JB), tile = KB * JB * L;
     const BatchChunks bc(g.N, ceil_div(g.Ho, pp.band), ceil_div(kTargetTasks, g.groups));
     const index_t chunks = bc.count;
@@ -212,11 +212,11 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
                         const T* xs[gemm::kMaxDot];
                         for (index_t j = 0; j < JB; ++j)
                             xs[j] = planes + off[std::min(b * JB + j, J - 1)];
-                        kern.dot_tile(rows * g.Wo, d, xs, acc + (a * jt + b) * tile);
+                        kern.dot.tile(rows * g.Wo, d, xs, acc + (a * jt + b) * tile);
                     }
                 }
             }
-        kern.lane_sums(acc_size / L, acc, acc);
+        kern.vec.lane_sums(acc_size / L, acc, acc);
         T* out = chunks > 1 ? partial.data() + chunk * chunk_size : nullptr;
         T* out_w = (out ? out : dw) + grp * Kg * KD;
         T* out_b = out ? out + dw_size + grp * Kg : db ? db + grp * Kg : nullptr;
@@ -236,7 +236,7 @@ void weight_grad_dot(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T*
 template <class T>
 void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr, nr = kern.nr;
+    const int mr = kern.gemm.mr, nr = kern.gemm.nr;
     const CorrelationPlan plan = forward_plan(g);
     const index_t Kg = g.Kg(), Cg = g.Cg(), KD = Cg * g.R * g.S, P = g.Ho * g.Wo;
     const index_t KC = gemm::kKC<T>;
@@ -273,17 +273,17 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
             const T* xg = x + (n * g.C + grp * Cg) * g.H * g.W;
             for (index_t p0 = p_begin; p0 < p_end; p0 += kcb) {
                 const index_t kc = std::min(kcb, p_end - p0);
-                kern.pack_a(Kg, kc, dyg + p0, P, 1, apack);
+                kern.gemm.pack_a(Kg, kc, dyg + p0, P, 1, apack);
                 // Patch rows (one per weight column) -> transposed into panels.
                 for (index_t jp = 0; jp < nj; jp += nr) {
                     const index_t w = std::min<index_t>(nr, nj - jp);
                     for (index_t j = 0; j < w; ++j)
                         gather_patch_row(plan, xg, j0 + jp + j, p0, kc, col + j * kc);
-                    kern.pack_b_cols(kc, w, col, kc, bpack + jp * kc);
+                    kern.gemm.pack_b_cols(kc, w, col, kc, bpack + jp * kc);
                 }
                 for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC) {
                     const index_t mc = std::min(gemm::kMC, Kg - m0);
-                    kern.macro(mc, nj, kc, apack + m0 * kc, bpack, out + m0 * KD, KD, accumulate);
+                    kern.gemm.macro(mc, nj, kc, apack + m0 * kc, bpack, out + m0 * KD, KD, accumulate);
                 }
                 accumulate = true;
             }
@@ -313,8 +313,8 @@ void conv2d_backward_bias(const Conv2dGeometry& g, const T* dy, T* db) {
     const index_t P = g.Ho * g.Wo;
     parallel_for(g.K, [&](index_t k, int) {
         T lanes[64] = {};  // lane sums over the batch, in image order
-        for (index_t n = 0; n < g.N; ++n) kern.lane_add(P, dy + (n * g.K + k) * P, lanes);
-        kern.lane_sums(1, lanes, db + k);
+        for (index_t n = 0; n < g.N; ++n) kern.vec.lane_add(P, dy + (n * g.K + k) * P, lanes);
+        kern.vec.lane_sums(1, lanes, db + k);
     }, g.N * P);
 }
 

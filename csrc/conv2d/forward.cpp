@@ -26,7 +26,7 @@ constexpr index_t kDirectRows = 8;
 template <class T>
 void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr;
+    const int mr = kern.gemm.mr;
     const index_t Kg = p.Kg(), Cg = p.Cg(), KD = Cg * p.R * p.S, P = p.Ho * p.Wo;
     const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC), Kg_up = round_up(Kg, mr);
     const char* op = "conv2d";
@@ -39,7 +39,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, op), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
-        kern.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
+        kern.gemm.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
     }, Kg * KC);
     const bool pointwise = p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 &&
                            p.pad.h == 0 && p.pad.w == 0;
@@ -56,7 +56,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
         const T* xg = x + (n * p.C + g * Cg) * HW;
         const T* b = planes;
         const index_t* boff = off.data();
-        if (pointwise && (xg - x) + (Cg - 1) * HW + oh0 * p.W + round_up(rows * lw, kern.nr) <=
+        if (pointwise && (xg - x) + (Cg - 1) * HW + oh0 * p.W + round_up(rows * lw, kern.gemm.nr) <=
                              p.N * p.C * HW)
             b = xg + oh0 * p.W, boff += KD;
         else
@@ -75,17 +75,17 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
             const index_t kc = std::min(KC, KD - k0);
             for (index_t i = 0; i < calls; ++i)
                 for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC)
-                    kern.macro_indirect(std::min(gemm::kMC, Kg - m0), ncols, kc,
+                    kern.gemm.macro_indirect(std::min(gemm::kMC, Kg - m0), ncols, kc,
                                         ag + Kg_up * k0 + m0 * kc, b + i * lw, boff + k0,
                                         out + m0 * ldo + i * p.Wo, ldo, k0 > 0);
         }
         for (index_t k = 0; k < Kg && (bias || !rowwise); ++k) {
             const T b = bias ? bias[g * Kg + k] : T(0);
             if (rowwise)
-                kern.add_scalar(rows * p.Wo, yg + k * P, b, yg + k * P);
+                kern.vec.add_scalar(rows * p.Wo, yg + k * P, b, yg + k * P);
             else
                 for (index_t i = 0; i < rows; ++i)
-                    kern.add_scalar(p.Wo, out + k * ldo + i * lw, b, yg + k * P + i * p.Wo);
+                    kern.vec.add_scalar(p.Wo, out + k * ldo + i * lw, b, yg + k * P + i * p.Wo);
         }
     }, Kg * KD * band * p.Wo);
 }
@@ -152,7 +152,7 @@ template <class T>
 void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const index_t Kg = p.Kg(), Cg = p.Cg(), sh = p.stride.h, dh = p.dilation.h, P = p.Ho * p.Wo;
-    const PaddedTapRows cols(p.Wo, p.S, p.stride.w, p.dilation.w, p.pad.w, round_up(p.Wo, kern.nr));
+    const PaddedTapRows cols(p.Wo, p.S, p.stride.w, p.dilation.w, p.pad.w, round_up(p.Wo, kern.gemm.nr));
     const bool whole_rows = sh == 1 && dh <= kDirectRows;
     const index_t prows = whole_rows ? kDirectRows + (p.R - 1) * dh : kDirectRows * p.R;
     const index_t row_step = whole_rows ? cols.len : p.R * cols.len;
@@ -186,7 +186,7 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
             const index_t kb = std::min<index_t>(4, (grp + 1) * Kg - k);
             T init[4] = {};
             for (index_t j = 0; bias && j < kb; ++j) init[j] = bias[k + j];
-            kern.corr_rows(p.Wo, oh1 - oh0, kb, Cg, p.R, p.S, w + k * CRS, CRS, patch, row_step,
+            kern.direct.corr_rows(p.Wo, oh1 - oh0, kb, Cg, p.R, p.S, w + k * CRS, CRS, patch, row_step,
                            prows * cols.len, tap_r, cols.tap, init,
                            y + ((n * p.K + k) * p.Ho + oh0) * p.Wo, P);
         }

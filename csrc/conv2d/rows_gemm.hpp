@@ -21,8 +21,8 @@ public:
     // per call at most max_np.
     template <class F>
     RowsGemm(index_t groups, index_t M, index_t depth, index_t b_stride, index_t max_np, F a)
-        : kern_(gemm::kernel<T>()), M_(M), M_up_(round_up(M, kern_.mr)), depth_(depth),
-          ldb_(checked_add(max_np, kern_.nr, "conv2d")),
+        : kern_(gemm::kernel<T>()), M_(M), M_up_(round_up(M, kern_.gemm.mr)), depth_(depth),
+          ldb_(checked_add(max_np, kern_.gemm.nr, "conv2d")),
           apack_(checked_mul(groups * M_up_, depth, "conv2d"), "packed weights"),
           off_(checked_mul(2, depth, "conv2d"), "row offsets") {
         const index_t KC = gemm::kKC<T>, nkb = ceil_div(depth, KC);
@@ -32,7 +32,7 @@ public:
             T* ag = at.data() + g * M * depth;
             for (index_t i = 0; i < M; ++i)
                 for (index_t j = k0; j < k0 + kc; ++j) ag[i * depth + j] = a(g, i, j);
-            kern_.pack_a(M, kc, ag + k0, depth, 1, apack_.data() + g * M_up_ * depth + M_up_ * k0);
+            kern_.gemm.pack_a(M, kc, ag + k0, depth, 1, apack_.data() + g * M_up_ * depth + M_up_ * k0);
         }, 2 * M * KC);
         // B row j in place at j*b_stride; copied (see run) at j*ldb.
         for (index_t j = 0; j < depth; ++j) off_[j] = j * b_stride, off_[depth + j] = j * ldb_;
@@ -59,7 +59,7 @@ public:
         for (index_t k0 = 0; k0 < depth_; k0 += KC) {
             const index_t kc = std::min(KC, depth_ - k0);
             for (index_t m0 = 0; m0 < M_; m0 += gemm::kMC)
-                kern_.macro_indirect(std::min(gemm::kMC, M_ - m0), np, kc, ag + M_up_ * k0 + m0 * kc,
+                kern_.gemm.macro_indirect(std::min(gemm::kMC, M_ - m0), np, kc, ag + M_up_ * k0 + m0 * kc,
                                      copy ? staging : b, off_.data() + (copy ? depth_ : 0) + k0,
                                      z + m0 * ldz, ldz, k0 > 0);
         }

@@ -45,7 +45,7 @@ inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lane
 template <class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr, nt = kern.nr;  // one B panel of nt tiles per task
+    const int mr = kern.gemm.mr, nt = kern.gemm.nr;  // one B panel of nt tiles per task
     const index_t Kg = p.Kg(), Cg = p.Cg();
     const index_t Kg_up = round_up(Kg, mr);
     const index_t tiles_h = ceil_div(p.Ho, kOut), tiles_w = ceil_div(p.Wo, kOut);
@@ -148,17 +148,17 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
                     }
                 }
                 // V = B^T d B, lanes = tiles; V[xi] goes to panel xi at depth c.
-                kern.winograd_input(d, v + c * nt, kChannelBlock * nt);
+                kern.winograd.input(d, v + c * nt, kChannelBlock * nt);
             }
             for (int xi = 0; xi < kXi; ++xi)
-                kern.macro(Kg, nt, kc, upack.data() + (g * kXi + xi) * per_xi + Kg_up * c0,
+                kern.gemm.macro(Kg, nt, kc, upack.data() + (g * kXi + xi) * per_xi + Kg_up * c0,
                            v + xi * kChannelBlock * nt, m + xi * Kg * nt, nt, c0 > 0);
         }
 
         // Y = A^T M A per output channel, scattered to the tiles' positions.
         for (index_t k = 0; k < Kg; ++k) {
             T* out = e;  // (A^T M A): 4 x 4 rows of nt lanes
-            kern.winograd_output(m + k * nt, Kg * nt, out);
+            kern.winograd.output(m + k * nt, Kg * nt, out);
             const T b = bias ? bias[g * Kg + k] : T(0);
             for (index_t l = 0; l < lanes; ++l) {
                 T* yk = y + ((tn[l] * p.K + g * Kg + k) * p.Ho) * p.Wo;
@@ -184,7 +184,7 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
 template <class T>
 void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    const int mr = kern.mr, nt = kern.nr;
+    const int mr = kern.gemm.mr, nt = kern.gemm.nr;
     const index_t Kg = g.Kg(), Cg = g.Cg();
     const index_t tiles_h = ceil_div(g.Ho, kOut), tiles_w = ceil_div(g.Wo, kOut);
     const index_t tiles = checked_mul(g.N, tiles_h * tiles_w, "conv2d_weight_grad");
@@ -225,7 +225,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                                   bool whole, auto in) {
                     if (whole && lanes == nt) {
                         for (int i = 0; i < size; ++i)
-                            kern.pack_b_cols(size, nt, src + i * ld, plane, d + i * size * nt);
+                            kern.gemm.pack_b_cols(size, nt, src + i * ld, plane, d + i * size * nt);
                         return;
                     }
                     for (index_t l = 0; l < nt; ++l)
@@ -239,7 +239,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     gather(x + (n * g.C + grp * Cg + cb * nt) * g.H * g.W + ih0 * g.W + iw0, g.H * g.W,
                            g.W, kIn, lanes, interior,
                            [&](int i, int j) { return row_in[i] && col_in[j]; });
-                    kern.winograd_input(d, z, nt);
+                    kern.winograd.input(d, z, nt);
                     // Lane l (channel c) goes to row c % mr of A panel c / mr, depth u.
                     index_t at[64];
                     for (index_t l = 0; l < lanes; ++l) {
@@ -257,7 +257,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     gather(dy + (n * g.K + grp * Kg + kb * nt) * g.Ho * g.Wo + toh * g.Wo + tow,
                            g.Ho * g.Wo, g.Wo, kOut, lanes, u < tc && oh_n == kOut && ow_n == kOut,
                            [&](int i, int j) { return u < tc && i < oh_n && j < ow_n; });
-                    kern.winograd_grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
+                    kern.winograd.grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
                 }
             }, kXi * (Cg + Kg) * 8);
             for (index_t kb = 0; db && kb < kblocks; ++kb) {  // tile order: u, then t0
@@ -273,7 +273,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                         for (index_t u = 0; u < TC; ++u)
                             ap[(xi * Cg_up + c / mr * mr) * TC + u * mr + c % mr] = T(0);
             parallel_for(kXi, [&](index_t xi, int) {
-                kern.macro(Cg, Kg, TC, ap.data() + xi * Cg_up * TC, bp.data() + xi * Kg_up * TC,
+                kern.gemm.macro(Cg, Kg, TC, ap.data() + xi * Cg_up * TC, bp.data() + xi * Kg_up * TC,
                            m.data() + xi * Cg * Kg, Kg, t0 > 0);
             }, Cg * Kg * TC);
         }

@@ -21,7 +21,7 @@ void sample_row(const T* row, index_t W, index_t n, index_t stride, index_t off,
         if (stride == 1)
             std::copy(row + lo + off, row + hi + off, dst + lo);
         else if (stride == 2)  // the ISA's vectorised stride-2 copy
-            gemm::kernel<T>().copy_stride2(hi - lo, row + 2 * lo + off, dst + lo);
+            gemm::kernel<T>().vec.copy_stride2(hi - lo, row + 2 * lo + off, dst + lo);
         else
             for (index_t q = lo; q < hi; ++q) dst[q] = row[q * stride + off];
     }

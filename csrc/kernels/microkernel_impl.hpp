@@ -636,11 +636,31 @@ void lane_sums(index_t count, const T* v, T* out) {
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
 template <class T>
 Kernel<T> make_kernel(const char* name) {
-    return {name,      kMR,         kNR<T>,           macro_kernel<T>,   macro_indirect<T>, pack_a<T>, pack_b_cols<T>,
-            corr_rows<T>, kLanes<T>, dot_taps<T>, winograd_input<T>, winograd_output<T>,
-            winograd_grad_output<T>, copy_stride2<T>, interleave2<T>, add_to<T>, add_scalar<T>,
-            max_pool_row<T>,
-            CONVEXT_DOT_K, CONVEXT_DOT_J, dot_tile<T>, lane_add<T>, lane_sums<T>};
+    Kernel<T> k;
+    k.name = name;
+    k.lanes = kLanes<T>;
+    k.gemm.mr = kMR;
+    k.gemm.nr = kNR<T>;
+    k.gemm.macro = macro_kernel<T>;
+    k.gemm.macro_indirect = macro_indirect<T>;
+    k.gemm.pack_a = pack_a<T>;
+    k.gemm.pack_b_cols = pack_b_cols<T>;
+    k.direct.corr_rows = corr_rows<T>;
+    k.dot.taps = dot_taps<T>;
+    k.dot.k = CONVEXT_DOT_K;
+    k.dot.j = CONVEXT_DOT_J;
+    k.dot.tile = dot_tile<T>;
+    k.winograd.input = winograd_input<T>;
+    k.winograd.output = winograd_output<T>;
+    k.winograd.grad_output = winograd_grad_output<T>;
+    k.pool.max_row = max_pool_row<T>;
+    k.vec.copy_stride2 = copy_stride2<T>;
+    k.vec.interleave2 = interleave2<T>;
+    k.vec.add_to = add_to<T>;
+    k.vec.add_scalar = add_scalar<T>;
+    k.vec.lane_add = lane_add<T>;
+    k.vec.lane_sums = lane_sums<T>;
+    return k;
 }
 
 }  // namespace CONVEXT_KERNEL_NS

@@ -87,7 +87,7 @@ public:
 
     MaxPoolPlanes(const Pool2dGeometry& g, int threads, bool keep_results)
         : g_(g), kern_(gemm::kernel<T>()), ntaps_(g.kernel.h * g.kernel.w),
-          wq_(round_up(g.Wo, kern_.nr)),
+          wq_(round_up(g.Wo, kern_.gemm.nr)),
           rows_(ntaps_ <= 256 && ntaps_ * wq_ <= (index_t(1) << 20)),
           samples_(rows_ ? checked_mul(threads, ntaps_ * wq_, "max_pool2d") : 0, "pool tap rows"),
           ptrs_(rows_ ? threads * ntaps_ : 0, "pool tap pointers"),
@@ -129,7 +129,7 @@ public:
                     std::fill(dst + g.Wo, dst + wq_, -T(INFINITY));
                 }
             }
-            kern_.max_pool_row(g.Wo, ntaps_, ptr, yp + oh * g.Wo, tap);
+            kern_.pool.max_row(g.Wo, ntaps_, ptr, yp + oh * g.Wo, tap);
             if (!ip) continue;
             for (index_t ow = 0; ow < g.Wo; ++ow) {
                 const index_t t = tap[ow];
