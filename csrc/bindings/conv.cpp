@@ -38,34 +38,32 @@ py::array conv2d(py::object x, py::object weight, py::object bias, py::object st
     }
     return dispatch(float_dtype(xa, op, "x"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto xc = contiguous<T>(xa);
-        auto wc = contiguous<T>(wa);
+        auto xc = contiguous<T>(xa, op, "x");
+        auto wc = contiguous<T>(wa, op, "weight");
         py::array_t<T, py::array::c_style> bc;
-        if (has_bias) bc = contiguous<T>(ba);
+        if (has_bias) bc = contiguous<T>(ba, op, "bias");
         auto y = new_array<T>(op, g.y_shape());
         const T* bp = has_bias ? bc.data() : nullptr;
         T* yp = y.mutable_data();
-        py::gil_scoped_release release;
-        conv2d_forward<T>(g, xc.data(), wc.data(), bp, yp);
+        without_gil([&] { conv2d_forward<T>(g, xc.data(), wc.data(), bp, yp); });
         return y;
     });
 }
 
 template <class T>
-void input_grad(const Conv2dGeometry& g, const py::array& ga, const py::array& wa, T* dx) {
-    auto gc = contiguous<T>(ga);
-    auto wc = contiguous<T>(wa);
-    py::gil_scoped_release release;
-    conv2d_backward_input<T>(g, gc.data(), wc.data(), dx);
+void input_grad(const char* op, const Conv2dGeometry& g, const py::array& ga, const py::array& wa,
+                T* dx) {
+    auto gc = contiguous<T>(ga, op, "grad_out");
+    auto wc = contiguous<T>(wa, op, "weight");
+    without_gil([&] { conv2d_backward_input<T>(g, gc.data(), wc.data(), dx); });
 }
 
 template <class T>
-void weight_grad(const Conv2dGeometry& g, const py::array& ga, const py::array& xa, T* dw,
-                 T* db = nullptr) {
-    auto gc = contiguous<T>(ga);
-    auto xc = contiguous<T>(xa);
-    py::gil_scoped_release release;
-    conv2d_backward_weight<T>(g, gc.data(), xc.data(), dw, db);
+void weight_grad(const char* op, const Conv2dGeometry& g, const py::array& ga, const py::array& xa,
+                 T* dw, T* db = nullptr) {
+    auto gc = contiguous<T>(ga, op, "grad_out");
+    auto xc = contiguous<T>(xa, op, "x");
+    without_gil([&] { conv2d_backward_weight<T>(g, gc.data(), xc.data(), dw, db); });
 }
 
 py::array conv2d_input_grad(py::object grad_out, py::object weight, py::object input_shape,
@@ -80,7 +78,7 @@ py::array conv2d_input_grad(py::object grad_out, py::object weight, py::object i
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto dx = new_array<T>(op, g.x_shape());
-        input_grad<T>(g, ga, wa, dx.mutable_data());
+        input_grad<T>(op, g, ga, wa, dx.mutable_data());
         return dx;
     });
 }
@@ -98,7 +96,7 @@ py::array conv2d_weight_grad(py::object grad_out, py::object x, py::object weigh
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         auto dw = new_array<T>(op, g.w_shape());
-        weight_grad<T>(g, ga, xa, dw.mutable_data());
+        weight_grad<T>(op, g, ga, xa, dw.mutable_data());
         return dw;
     });
 }
@@ -115,12 +113,12 @@ py::tuple conv2d_backward(py::object grad_out, py::object x, py::object weight, 
     check_grad_out(op, g, shape_of(ga));
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        auto gc = contiguous<T>(ga);
+        auto gc = contiguous<T>(ga, op, "grad_out");
         auto dx = new_array<T>(op, g.x_shape());
         auto dw = new_array<T>(op, g.w_shape());
         auto db = new_array<T>(op, {g.K});
-        input_grad<T>(g, gc, wa, dx.mutable_data());
-        weight_grad<T>(g, gc, xa, dw.mutable_data(), db.mutable_data());
+        input_grad<T>(op, g, gc, wa, dx.mutable_data());
+        weight_grad<T>(op, g, gc, xa, dw.mutable_data(), db.mutable_data());
         return py::make_tuple(dx, dw, db);
     });
 }
