@@ -130,3 +130,23 @@ def test_errors_inside_index_and_array_propagate(exc: type) -> None:
         convext.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), stride=_Raises(exc()))
     with pytest.raises(exc):
         convext.relu(_Raises(exc()))
+
+
+def test_nn_layers_reject_wrong_grad_shape_and_ignore_input_mutation() -> None:
+    from convext import nn
+    lin = nn.Linear(6, 4, rng=0)
+    x = np.ones((2, 6), np.float32)
+    lin(x)
+    with pytest.raises(ValueError):
+        lin.backward(np.ones((4, 2), np.float32))
+    fl = nn.Flatten()
+    fl(np.ones((2, 3, 2), np.float32))
+    with pytest.raises(ValueError):
+        fl.backward(np.ones((3, 4), np.float32))
+    conv = nn.Conv2d(2, 3, 3, padding=1, rng=0)
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    gy = np.ones((1, 3, 5, 5), np.float32)
+    conv(x.copy()); conv.backward(gy); want = conv.weight.grad.copy()
+    conv.weight.grad[...] = 0
+    xin = x.copy(); conv(xin); xin[...] = 7; conv.backward(gy)
+    np.testing.assert_array_equal(conv.weight.grad, want)
