@@ -103,15 +103,14 @@ public:
         }
         return dispatch(dtype_, [&](auto tag) -> py::array {
             using T = decltype(tag);
-            auto xc = contiguous<T>(xa);
-            auto wc = contiguous<T>(wa);
+            auto xc = contiguous<T>(xa, op, "x");
+            auto wc = contiguous<T>(wa, op, "weight");
             py::array_t<T, py::array::c_style> bc;
-            if (has_bias) bc = contiguous<T>(ba);
+            if (has_bias) bc = contiguous<T>(ba, op, "bias");
             auto y = new_array<T>(op, g().y_shape());
             const T* bp = has_bias ? bc.data() : nullptr;
             T* yp = y.mutable_data();
-            py::gil_scoped_release release;
-            conv2d_forward<T>(plan_, xc.data(), wc.data(), bp, yp);
+            without_gil([&] { conv2d_forward<T>(plan_, xc.data(), wc.data(), bp, yp); });
             return y;
         });
     }
@@ -123,7 +122,7 @@ public:
         return dispatch(dtype_, [&](auto tag) -> py::array {
             using T = decltype(tag);
             auto dx = new_array<T>(op, g().x_shape());
-            run_input_grad<T>(ga, wa, dx.mutable_data());
+            run_input_grad<T>(op, ga, wa, dx.mutable_data());
             return dx;
         });
     }
@@ -135,7 +134,7 @@ public:
         return dispatch(dtype_, [&](auto tag) -> py::array {
             using T = decltype(tag);
             auto dw = new_array<T>(op, g().w_shape());
-            run_weight_grad<T>(ga, xa, dw.mutable_data(), nullptr);
+            run_weight_grad<T>(op, ga, xa, dw.mutable_data(), nullptr);
             return dw;
         });
     }
@@ -148,12 +147,12 @@ public:
         check_input(op, "weight", wa, g().w_shape());
         return dispatch(dtype_, [&](auto tag) -> py::tuple {
             using T = decltype(tag);
-            py::array gc = contiguous<T>(ga);  // once for both gradients
+            py::array gc = contiguous<T>(ga, op, "grad_out");  // once for both gradients
             auto dx = new_array<T>(op, g().x_shape());
             auto dw = new_array<T>(op, g().w_shape());
             auto db = new_array<T>(op, {g().K});
-            run_input_grad<T>(gc, wa, dx.mutable_data());
-            run_weight_grad<T>(gc, xa, dw.mutable_data(), db.mutable_data());
+            run_input_grad<T>(op, gc, wa, dx.mutable_data());
+            run_weight_grad<T>(op, gc, xa, dw.mutable_data(), db.mutable_data());
             return py::make_tuple(dx, dw, db);
         });
     }
@@ -191,19 +190,18 @@ private:
     }
 
     template <class T>
-    void run_input_grad(const py::array& ga, const py::array& wa, T* dx) const {
-        auto gc = contiguous<T>(ga);
-        auto wc = contiguous<T>(wa);
-        py::gil_scoped_release release;
-        conv2d_backward_input<T>(plan_, gc.data(), wc.data(), dx);
+    void run_input_grad(const char* op, const py::array& ga, const py::array& wa, T* dx) const {
+        auto gc = contiguous<T>(ga, op, "grad_out");
+        auto wc = contiguous<T>(wa, op, "weight");
+        without_gil([&] { conv2d_backward_input<T>(plan_, gc.data(), wc.data(), dx); });
     }
 
     template <class T>
-    void run_weight_grad(const py::array& ga, const py::array& xa, T* dw, T* db) const {
-        auto gc = contiguous<T>(ga);
-        auto xc = contiguous<T>(xa);
-        py::gil_scoped_release release;
-        conv2d_backward_weight<T>(plan_, gc.data(), xc.data(), dw, db);
+    void run_weight_grad(const char* op, const py::array& ga, const py::array& xa, T* dw,
+                         T* db) const {
+        auto gc = contiguous<T>(ga, op, "grad_out");
+        auto xc = contiguous<T>(xa, op, "x");
+        without_gil([&] { conv2d_backward_weight<T>(plan_, gc.data(), xc.data(), dw, db); });
     }
 
     DType dtype_;

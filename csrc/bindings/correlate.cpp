@@ -19,15 +19,16 @@ py::array correlate_or_convolve(py::object in1, py::object in2, py::object mode)
         op, shape_of(a), shape_of(b), parse_corr_mode(op, mode.cast<std::string>()), Convolve);
     return dispatch(float_dtype(a, op, "in1"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto ac = contiguous<T>(a);
-        auto bc = contiguous<T>(b);
+        auto ac = contiguous<T>(a, op, "in1");
+        auto bc = contiguous<T>(b, op, "in2");
         auto out = new_array<T>(op, {g.Ho, g.Wo});
         T* op_ = out.mutable_data();
-        py::gil_scoped_release release;
-        if constexpr (Convolve)
-            convolve2d<T>(g, ac.data(), bc.data(), op_);
-        else
-            correlate2d<T>(g, ac.data(), bc.data(), op_);
+        without_gil([&] {
+            if constexpr (Convolve)
+                convolve2d<T>(g, ac.data(), bc.data(), op_);
+            else
+                correlate2d<T>(g, ac.data(), bc.data(), op_);
+        });
         return out;
     });
 }
@@ -41,12 +42,11 @@ py::array valid_direct(const py::array& a, const py::array& b, const char* op) {
     if (g.swapped)
         throw std::invalid_argument(msg(op, ": in1 must be at least as large as in2, got ",
                                         shape_str(shape_of(a)), " and ", shape_str(shape_of(b))));
-    auto ac = contiguous<T>(a);
-    auto bc = contiguous<T>(b);
+    auto ac = contiguous<T>(a, op, "in1");
+    auto bc = contiguous<T>(b, op, "in2");
     auto out = new_array<T>(op, {g.Ho, g.Wo});
     T* o = out.mutable_data();
-    py::gil_scoped_release release;
-    correlate2d_valid_direct<T>(g, ac.data(), bc.data(), o);
+    without_gil([&] { correlate2d_valid_direct<T>(g, ac.data(), bc.data(), o); });
     return out;
 }
 
@@ -74,12 +74,11 @@ py::array rot180_(py::object w) {
     const index_t n = numel(op, s);
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto wc = contiguous<T>(a);
+        auto wc = contiguous<T>(a, op, "w");
         auto out = new_array<T>(op, s);
         T* o = out.mutable_data();
         if (n == 0) return out;
-        py::gil_scoped_release release;
-        rot180<T>(n / (R * S), R, S, wc.data(), o);
+        without_gil([&] { rot180<T>(n / (R * S), R, S, wc.data(), o); });
         return out;
     });
 }

@@ -20,11 +20,10 @@ py::array relu(py::object x) {
     const index_t n = nonempty_numel(op, "x", xa);
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto xc = contiguous<T>(xa);
+        auto xc = contiguous<T>(xa, op, "x");
         auto y = new_array<T>(op, shape_of(xa));
         T* yp = y.mutable_data();
-        py::gil_scoped_release release;
-        relu_forward<T>(n, xc.data(), yp);
+        without_gil([&] { relu_forward<T>(n, xc.data(), yp); });
         return y;
     });
 }
@@ -39,12 +38,11 @@ py::array relu_backward(py::object grad_out, py::object x) {
                                         shape_str(shape_of(xa)), ", got ", shape_str(shape_of(ga))));
     return dispatch(float_dtype(xa, op, "x"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto gc = contiguous<T>(ga);
-        auto xc = contiguous<T>(xa);
+        auto gc = contiguous<T>(ga, op, "grad_out");
+        auto xc = contiguous<T>(xa, op, "x");
         auto dx = new_array<T>(op, shape_of(xa));
         T* dxp = dx.mutable_data();
-        py::gil_scoped_release release;
-        convext::relu_backward<T>(n, gc.data(), xc.data(), dxp);
+        without_gil([&] { convext::relu_backward<T>(n, gc.data(), xc.data(), dxp); });
         return dx;
     });
 }

@@ -26,16 +26,13 @@ py::object max_pool2d(py::object x, py::object kernel_size, py::object stride, p
     const bool with_indices = to_bool(return_indices, op, "return_indices");
     return dispatch(dt, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto xc = contiguous<T>(xa);
+        auto xc = contiguous<T>(xa, op, "x");
         auto y = new_array<T>(op, g.y_shape());
         py::array_t<std::int64_t> idx;
         if (with_indices) idx = new_array<std::int64_t>(op, g.y_shape());
         T* yp = y.mutable_data();
         std::int64_t* ip = with_indices ? idx.mutable_data() : nullptr;
-        {
-            py::gil_scoped_release release;
-            max_pool2d_forward<T>(g, xc.data(), yp, ip);
-        }
+        without_gil([&] { max_pool2d_forward<T>(g, xc.data(), yp, ip); });
         if (with_indices) return py::make_tuple(y, idx);
         return std::move(y);
     });
@@ -61,17 +58,16 @@ py::array max_pool2d_backward(py::object grad_out, py::object x, py::object kern
             throw std::invalid_argument(msg(op, ": indices must have the output's shape ",
                                             shape_str(g.y_shape()), ", got ",
                                             shape_str(shape_of(ia))));
-        ic = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(ia);
+        ic = contiguous<std::int64_t, py::array::forcecast>(ia, op, "indices");
     }
     return dispatch(float_dtype(ga, op, "grad_out"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto gc = contiguous<T>(ga);
-        auto xc = contiguous<T>(xa);
+        auto gc = contiguous<T>(ga, op, "grad_out");
+        auto xc = contiguous<T>(xa, op, "x");
         auto dx = new_array<T>(op, g.x_shape());
         const std::int64_t* ip = has_indices ? ic.data() : nullptr;
         T* dxp = dx.mutable_data();
-        py::gil_scoped_release release;
-        convext::max_pool2d_backward<T>(g, gc.data(), xc.data(), ip, dxp);
+        without_gil([&] { convext::max_pool2d_backward<T>(g, gc.data(), xc.data(), ip, dxp); });
         return dx;
     });
 }
@@ -86,11 +82,10 @@ py::array avg_pool2d(py::object x, py::object kernel_size, py::object stride, py
     const bool include_pad = to_bool(count_include_pad, op, "count_include_pad");
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto xc = contiguous<T>(xa);
+        auto xc = contiguous<T>(xa, op, "x");
         auto y = new_array<T>(op, g.y_shape());
         T* yp = y.mutable_data();
-        py::gil_scoped_release release;
-        avg_pool2d_forward<T>(g, include_pad, xc.data(), yp);
+        without_gil([&] { avg_pool2d_forward<T>(g, include_pad, xc.data(), yp); });
         return y;
     });
 }
@@ -108,11 +103,10 @@ py::array avg_pool2d_backward(py::object grad_out, py::object input_shape, py::o
     const bool include_pad = to_bool(count_include_pad, op, "count_include_pad");
     return dispatch(dt, [&](auto tag) -> py::array {
         using T = decltype(tag);
-        auto gc = contiguous<T>(ga);
+        auto gc = contiguous<T>(ga, op, "grad_out");
         auto dx = new_array<T>(op, g.x_shape());
         T* dxp = dx.mutable_data();
-        py::gil_scoped_release release;
-        convext::avg_pool2d_backward<T>(g, include_pad, gc.data(), dxp);
+        without_gil([&] { convext::avg_pool2d_backward<T>(g, include_pad, gc.data(), dxp); });
         return dx;
     });
 }

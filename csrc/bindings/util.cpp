@@ -1,6 +1,8 @@
 #include "bindings/util.hpp"
 
+#include <chrono>
 #include <climits>
+#include <thread>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -8,24 +10,45 @@
 
 namespace convext::bind {
 
-index_t physical_memory_bytes() {
-    static const index_t bytes = [] {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-        if (pages > 0 && page > 0) return index_t(pages) * index_t(page);
+void reacquire_gil(PyThreadState* state) {
+#if PY_VERSION_HEX >= 0x030D0000
+    const bool finalizing = Py_IsFinalizing();
+#else
+    const bool finalizing = _Py_IsFinalizing();
 #endif
-        return kMaxAllocBytes;
-    }();
-    return bytes;
+    if (finalizing)
+        for (;;) {
+#if defined(__unix__) || defined(__APPLE__)
+            pause();
+#else
+            std::this_thread::sleep_for(std::chrono::hours(1));
+#endif
+        }
+    PyEval_RestoreThread(state);
 }
+
+namespace {
+
+// The Python error set now is one a failed conversion of a bad argument
+// raises (TypeError, ValueError); anything else (KeyboardInterrupt,
+// MemoryError, RecursionError, an error of the argument's own __index__ or
+// __array__) must reach the caller as raised.
+bool conversion_error_pending() {
+    return PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError);
+}
+
+}  // namespace
 
 py::array as_array(py::handle obj, const char* op, const char* name) {
     if (obj.is_none()) throw py::type_error(msg(op, ": ", name, " must be an array, got None"));
-    py::array a = py::array::ensure(obj);
-    if (!a)
-        throw py::type_error(msg(op, ": ", name, " must be an array or array-like, got ",
+    auto& api = py::detail::npy_api::get();
+    PyObject* raw =
+        api.PyArray_FromAny_(obj.ptr(), nullptr, 0, 0, py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_, nullptr);
+    if (raw) return py::reinterpret_steal<py::array>(raw);
+    if (!conversion_error_pending()) throw py::error_already_set();
+    PyErr_Clear();
+    throw py::type_error(msg(op, ": ", name, " must be an array or array-like, got ",
                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
-    return a;
 }
 
 DType float_dtype(const py::array& a, const char* op, const char* name) {
@@ -59,6 +82,7 @@ index_t to_index(py::handle obj, const char* op, const char* name) {
         throw type_error();
     py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
     if (!as_int) {
+        if (!conversion_error_pending()) throw py::error_already_set();
         PyErr_Clear();
         throw type_error();
     }

@@ -13,6 +13,7 @@
 // With stride 1 there is one phase: the textbook full correlation of dy with
 // rot180(w), padding dh*(R-1) - ph.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -113,6 +114,32 @@ void assemble_row(const gemm::Kernel<T>& kern, index_t W, index_t sw, Src src, c
 // of dx it lands in (ih = oh*sh + r*dh - ph = sh*(oh + q_r) + a_r: plane a_r,
 // row oh + q_r; unit stride). dx is then read off the planes. One task per
 // (image, group), in a fixed order.
+// Its planes are (Ho + span) x (Wo + span) per phase: only where the taps'
+// span is within the output's size (not taps 2**20 apart on a 4x4 input,
+// where the planes would grow with the dilation instead of the work).
+}  // namespace
+
+bool shift_add_spans_fit(const Conv2dGeometry& g) {
+    const PhaseAxis ah(g.R, g.stride.h, g.dilation.h, g.padding.h);
+    const PhaseAxis aw(g.S, g.stride.w, g.dilation.w, g.padding.w);
+    return ah.span <= g.Ho + g.R && aw.span <= g.Wo + g.S;
+}
+
+namespace {
+
+// The phase correlations below pad dy with zeros ("full" correlation), so a
+// NaN or Inf weight meets those zeros: 0 * Inf = NaN at input positions that
+// tap never reaches (the direct sum, torch and the reference have no such
+// term). The shift-add form only multiplies weights by real dy values: it
+// takes a call whose weights are not all finite (a scan of w, cheap next to
+// the gradient).
+template <class T>
+bool all_finite(const T* p, index_t n) {
+    bool ok = true;
+    for (index_t i = 0; i < n; ++i) ok &= std::isfinite(p[i]);
+    return ok;
+}
+
 template <class T>
 void input_grad_shift_add(const Conv2dGeometry& g, const T* dy, const T* w, T* dx) {
     const char* op = "conv2d_input_grad";
@@ -218,7 +245,9 @@ void conv2d_backward_input(const Conv2dPlan& cp, const T* dy, const T* w, T* dx)
     const index_t Kg = g.Kg(), Cg = g.Cg(), RS = g.R * g.S;
     const index_t sh = g.stride.h, sw = g.stride.w, HW = g.H * g.W;
     const char* op = "conv2d_input_grad";
-    if (cp.input_grad == InputGradAlgo::strided_shift_add) return input_grad_shift_add(g, dy, w, dx);
+    if (cp.input_grad == InputGradAlgo::strided_shift_add ||
+        (!all_finite(w, g.K * Cg * RS) && shift_add_spans_fit(g)))
+        return input_grad_shift_add(g, dy, w, dx);
 
     // The phases that get a gradient, each with its sub-filter, rotated and
     // channels swapped: (K, Cg, R, S) -> (C, Kg, nh, nw).

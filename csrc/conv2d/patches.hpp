@@ -85,10 +85,24 @@ struct PhasePlanes {
     PhaseAxis ah, aw;
     index_t lw, band, plane, nplanes, size;
 
+    // Shared phase slots hold band + span rows (Wo + span columns): with taps
+    // far apart (a dilation of 2**30 on a 3-row input) the span, hence the
+    // scratch, would grow with the dilation instead of the work. An axis
+    // whose slots per tap (no span: taps * out) are smaller takes those.
+    // A layout choice only: the values read, and their order, are the same.
+    static bool tap_slots_smaller(index_t taps, index_t stride, index_t dil, index_t pad,
+                                  index_t out) {
+        const PhaseAxis shared(taps, stride, dil, pad);
+        return double(taps) * double(out) < double(shared.nslots) * (double(out) + double(shared.span));
+    }
+
     // Bands of at most `band_rows` output rows (at least 1, at most Ho).
     PhasePlanes(const CorrelationPlan& p, index_t band_rows, bool tap_columns = false)
-        : ah(p.R, p.stride.h, p.dilation.h, p.pad.h),
-          aw(p.S, p.stride.w, p.dilation.w, p.pad.w, tap_columns),
+        : ah(p.R, p.stride.h, p.dilation.h, p.pad.h,
+             tap_slots_smaller(p.R, p.stride.h, p.dilation.h, p.pad.h,
+                               std::clamp<index_t>(band_rows, 1, p.Ho))),
+          aw(p.S, p.stride.w, p.dilation.w, p.pad.w,
+             tap_columns || tap_slots_smaller(p.S, p.stride.w, p.dilation.w, p.pad.w, p.Wo)),
           lw(checked_add(p.Wo, aw.span, "conv2d")),
           band(std::clamp<index_t>(band_rows, 1, p.Ho)),
           plane(checked_mul(band + ah.span, lw, "conv2d")),

@@ -61,7 +61,8 @@ bool shift_add_pays(const CorrelationPlan& p) {
 // gradient. Enough images x groups for its one task per (image, group).
 bool strided_shift_add_pays(const Conv2dGeometry& g) {
     return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
-           (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4;
+           (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4 &&
+           shift_add_spans_fit(g);
 }
 
 // The dot-product weight gradient serves layers with few input channels per
@@ -140,7 +141,9 @@ bool can_run(CorrAlgo a, const CorrelationPlan& p) {
     return false;
 }
 
-bool can_run(InputGradAlgo, const Conv2dGeometry&) { return true; }
+bool can_run(InputGradAlgo a, const Conv2dGeometry& g) {
+    return a != InputGradAlgo::strided_shift_add || shift_add_spans_fit(g);
+}
 
 bool can_run(WeightGradAlgo a, const Conv2dGeometry& g) {
     return a != WeightGradAlgo::winograd || can_run(CorrAlgo::winograd, forward_plan(g));

@@ -41,6 +41,10 @@ CorrAlgo parse_corr_algo(const char* op, const std::string& name);
 InputGradAlgo parse_input_grad_algo(const char* op, const std::string& name);
 WeightGradAlgo parse_weight_grad_algo(const char* op, const std::string& name);
 
+// Whether the strided shift-add's phase planes stay within the output's size
+// (taps far apart on a small input would make them grow with the dilation).
+bool shift_add_spans_fit(const Conv2dGeometry& g);
+
 // What each algorithm can compute at all (correctness, not speed).
 bool can_run(CorrAlgo a, const CorrelationPlan& p);
 bool can_run(InputGradAlgo a, const Conv2dGeometry& g);

@@ -12,6 +12,10 @@
 #include <string>
 #include <utility>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
 namespace convext {
 
 using index_t = std::int64_t;
@@ -56,9 +60,24 @@ inline std::ostream& operator<<(std::ostream& os, Pair p) {
     return os << '(' << p.h << ", " << p.w << ')';
 }
 
-// Largest number of bytes we will ever try to allocate in one piece. Requests
-// beyond it fail fast with alloc_error instead of asking the OS for terabytes.
+// Largest number of bytes we will ever try to allocate in one piece where the
+// machine's memory is unknown.
 constexpr index_t kMaxAllocBytes = index_t(1) << 46;  // 64 TiB
+
+// Bytes of physical memory (kMaxAllocBytes if unknown): no single buffer may
+// ask for more. A larger request fails fast with alloc_error (MemoryError)
+// instead of being granted by an overcommitting kernel and then OOM-killed.
+inline index_t physical_memory_bytes() {
+    static const index_t bytes = [] {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && page > 0 && index_t(pages) <= kMaxAllocBytes / index_t(page))
+            return index_t(pages) * index_t(page);
+#endif
+        return kMaxAllocBytes;
+    }();
+    return bytes;
+}
 
 // 64-byte aligned, uninitialised scratch memory owned by a RAII handle.
 template <class T>
@@ -78,8 +97,10 @@ public:
         if (n <= 0) return;
         index_t bytes = checked_mul(n, index_t(sizeof(T)), what);
         bytes = (bytes + 63) / 64 * 64;
-        if (bytes > kMaxAllocBytes)
-            throw alloc_error(msg("convext: cannot allocate ", bytes, " bytes for ", what));
+        if (bytes > physical_memory_bytes())
+            throw alloc_error(msg("convext: cannot allocate ", bytes, " bytes for ", what,
+                                  ": more than this machine's ", physical_memory_bytes(),
+                                  " bytes of memory"));
         p_ = static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes)));
         if (!p_) throw alloc_error(msg("convext: cannot allocate ", bytes, " bytes for ", what));
         n_ = n;

@@ -534,7 +534,7 @@ class Conv2d(Module):
         if xa.dtype != self.weight.data.dtype or xa.ndim != 4:  # the functional op's message
             return _cx.conv2d(xa, self.weight.data, bias, **self._geometry())
         y = self._plan(xa).forward(xa, self.weight.data, bias)
-        self._x = xa
+        self._x = np.array(xa, copy=True)  # a copy: mutating x before backward must not change dW
         return y
 
     def backward(self, grad_out: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -778,8 +778,9 @@ class ReLU(Module):
         numpy.ndarray
             Same shape and dtype.
         """
-        self._x = x
-        return _cx.relu(x)
+        y = _cx.relu(x)
+        self._x = np.array(x, copy=True)  # a copy: mutating x before backward must not change dx
+        return y
 
     def backward(self, grad_out: NDArray[np.floating]) -> NDArray[np.floating]:
         """Pass ``grad_out`` where the input was positive, 0 elsewhere.
@@ -862,7 +863,15 @@ class Flatten(Module):
         RuntimeError
             If called before :meth:`forward`.
         """
-        return np.reshape(grad_out, self._saved("_shape"))
+        shape = self._saved("_shape")
+        grad = np.asarray(grad_out)
+        nd = max(len(shape), 1)
+        start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        want = tuple(shape[:start]) + (int(np.prod(shape[start : end + 1], dtype=np.int64)),) + tuple(shape[end + 1 :])
+        if grad.shape != want:
+            raise ValueError(f"Flatten: grad_out must have the last output's shape {want}, got {grad.shape}")
+        return np.reshape(grad, shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -939,7 +948,7 @@ class Linear(Module):
             raise TypeError(f"Linear: x has dtype {x.dtype} but weight has dtype {self.weight.dtype}")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: x has shape {x.shape}, expected last dimension {self.in_features}")
-        self._x = x
+        self._x = np.array(x, copy=True)  # a copy: mutating x before backward must not change dW
         out = x @ self.weight.data.T
         if self.bias is not None:
             out += self.bias.data
@@ -964,6 +973,9 @@ class Linear(Module):
             If called before :meth:`forward`.
         """
         x = self._saved("_x")
+        want = x.shape[:-1] + (self.out_features,)
+        if np.shape(grad_out) != want:
+            raise ValueError(f"Linear: grad_out must have the last output's shape {want}, got {np.shape(grad_out)}")
         g2 = np.asarray(grad_out, dtype=self.weight.dtype).reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         self.weight.accumulate(g2.T @ x2)
