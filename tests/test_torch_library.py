@@ -1,0 +1,144 @@
+"""convext.torch's torch.library ops: compile, export, trace, torch.func and double backward against stock PyTorch."""
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+import convext.torch as ct  # noqa: E402
+
+
+def distinct(*shape: int, seed: int = 0) -> torch.Tensor:
+    """float64 values 0.05 apart and away from 0, so finite differences never cross a tie or a kink."""
+    n = int(np.prod(shape))
+    values = (torch.randperm(n, generator=torch.Generator().manual_seed(n + seed)).double() - n / 2) * 0.05 + 0.025
+    return values.reshape(shape).requires_grad_(True)
+
+
+GRADGRAD_CASES = [
+    pytest.param(lambda x, w, b: ct.conv2d(x, w, b, stride=2, padding=1, dilation=2, groups=2),
+                 [(2, 4, 7, 6), (4, 2, 3, 3), (4,)], id="conv2d_stride_pad_dilation_groups"),
+    pytest.param(lambda x, w: ct.conv2d(x, w, stride=(1, 2), padding=(2, 0)), [(1, 3, 5, 6), (2, 3, 3, 2)], id="conv2d_nobias"),
+    pytest.param(lambda x: ct.max_pool2d(x, 3, 2, 1, ceil_mode=True), [(2, 2, 7, 6)], id="max_pool2d"),
+    pytest.param(lambda x: ct.max_pool2d(x, 2, 1, dilation=2), [(1, 2, 5, 6)], id="max_pool2d_dilated"),
+    pytest.param(lambda x: ct.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), [(2, 2, 7, 6)], id="avg_pool2d"),
+    pytest.param(lambda x: ct.relu(x), [(2, 3, 4, 5)], id="relu"),
+]
+
+
+@pytest.mark.parametrize(("fn", "shapes"), GRADGRAD_CASES)
+def test_gradgradcheck_float64(fn: Callable, shapes: list[tuple[int, ...]]) -> None:
+    inputs = tuple(distinct(*shape, seed=i) for i, shape in enumerate(shapes))
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradgradcheck(fn, inputs, eps=1e-6, atol=1e-7)
+
+
+def small_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 4, 3, stride=2, groups=2), torch.nn.ReLU(), torch.nn.AvgPool2d(2, ceil_mode=True),
+    ).double()
+
+
+def test_gradient_penalty_matches_torch() -> None:
+    reference = small_net()
+    model = ct.convert(copy.deepcopy(reference))
+    x = distinct(2, 2, 10, 10)
+    results = []
+    for net in (model, reference):
+        xi = x.detach().clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(net(xi).square().sum(), xi, create_graph=True)
+        penalty = gx.square().sum()
+        penalty.backward()
+        results.append((penalty.detach(), [p.grad for p in net.parameters()]))
+    (p1, g1), (p2, g2) = results
+    torch.testing.assert_close(p1, p2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_hessian_vector_product_matches_torch() -> None:
+    x, w = distinct(1, 2, 6, 6), distinct(3, 2, 3, 3, seed=1)
+    v = torch.ones_like(w)
+
+    def loss(fn: Callable) -> Callable:
+        return lambda w_: fn(x.detach(), w_, padding=1).tanh().sum()
+
+    hv = torch.autograd.functional.hvp(loss(ct.conv2d), w.detach(), v)[1]
+    hv_ref = torch.autograd.functional.hvp(loss(F.conv2d), w.detach(), v)[1]
+    torch.testing.assert_close(hv, hv_ref)
+
+
+def test_functional_call_gradients_match_torch() -> None:
+    reference = small_net()
+    model = ct.convert(copy.deepcopy(reference))
+    x = distinct(2, 2, 10, 10).detach()
+    params = dict(model.named_parameters())
+
+    def grads(net: torch.nn.Module) -> tuple[torch.Tensor, ...]:
+        p = {k: v.detach().clone().requires_grad_(True) for k, v in net.named_parameters()}
+        out = torch.func.functional_call(net, p, (x.clone(),)).sum()
+        return torch.autograd.grad(out, list(p.values()))
+
+    assert list(params) == [k for k, _ in reference.named_parameters()]
+    for a, b in zip(grads(model), grads(reference)):
+        torch.testing.assert_close(a, b)
+
+
+def test_compile_fullgraph_has_no_graph_break() -> None:
+    torch._dynamo.reset()
+    model = ct.convert(small_net().float())
+    x = torch.randn(2, 2, 10, 10)
+    expected = model(x.clone())
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x.clone()), expected)
+    explanation = torch._dynamo.explain(model)(x.clone())
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    targets = {str(n.target) for g in explanation.graphs for n in g.graph.nodes if n.op == "call_function"}
+    assert any("convext.conv2d" in t for t in targets), targets
+
+
+def test_export_runs_convext_ops() -> None:
+    model = ct.convert(small_net().float())
+    x = torch.randn(2, 2, 10, 10)
+    exported = torch.export.export(model, (x.clone(),))
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert {"convext.conv2d.default", "convext.max_pool2d.default", "convext.relu.default"} <= targets, targets
+    torch.testing.assert_close(exported.module()(x.clone()), model(x.clone()))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shapes become constants of the trace
+def test_jit_trace_inplace_relu_and_save_load() -> None:
+    model = ct.convert(small_net().float())
+    x = torch.randn(2, 2, 10, 10)
+    traced = torch.jit.trace(model, (x.clone(),))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    y = torch.randn(2, 2, 10, 10)
+    torch.testing.assert_close(loaded(y.clone()), model(y.clone()))
+    assert "convext::conv2d" in loaded.graph.__str__() or "convext::conv2d" in str(loaded.inlined_graph)
+
+
+def test_groups_must_be_an_integer() -> None:
+    x, w = torch.randn(1, 4, 5, 5), torch.randn(4, 2, 3, 3)
+    for bad in (2.7, 2.0, "2", True):
+        with pytest.raises(TypeError, match="groups must be an integer"):
+            ct.conv2d(x, w, groups=bad)
+    torch.testing.assert_close(ct.conv2d(x, w, groups=2), F.conv2d(x, w, groups=2))
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
+def test_quantized_tensor_message() -> None:
+    q = torch.quantize_per_tensor(torch.ones(1, 1, 4, 4), 0.1, 0, torch.quint8)
+    with pytest.raises(TypeError, match="quantized tensor"):
+        ct.relu(q)
