@@ -142,3 +142,24 @@ def test_quantized_tensor_message() -> None:
     q = torch.quantize_per_tensor(torch.ones(1, 1, 4, 4), 0.1, 0, torch.quint8)
     with pytest.raises(TypeError, match="quantized tensor"):
         ct.relu(q)
+
+
+def test_bfloat16_model_falls_back_to_torch_and_warns_once_per_class() -> None:
+    ct._WARNED.clear()
+    reference = small_net().float()
+    model = ct.convert(copy.deepcopy(reference)).to(torch.bfloat16)
+    reference = reference.to(torch.bfloat16)
+    x = torch.randn(2, 2, 10, 10).bfloat16()
+    with pytest.warns(ct.ConversionWarning) as record:
+        y = model(x.clone())
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 4, messages  # Conv2d, ReLU, MaxPool2d, AvgPool2d: once per class and reason
+    assert all("dtype torch.bfloat16 is not computed by convext" in m for m in messages)
+    assert any(m.startswith("convext.torch.Conv2d:") for m in messages)
+    assert torch.equal(y, reference(x.clone()))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(x.clone())  # no second warning
+    assert type(model[0]) is ct.Conv2d

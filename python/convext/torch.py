@@ -641,6 +641,35 @@ def _require_supported(module: torch.nn.Module) -> None:
         )
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _fallback_reason(*tensors: torch.Tensor | None) -> str | None:
+    """Why convext cannot compute a call on these tensors (then stock torch does), or None."""
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device.type != "cpu":
+            return f"device {t.device}"
+        if t.dtype not in _FLOAT_DTYPES:
+            return f"dtype {t.dtype}"
+        if t.layout != torch.strided or t.is_quantized:
+            return f"layout {t.layout}"
+    return None
+
+
+def _warn_fallback(module: torch.nn.Module, reason: str) -> None:
+    """Warn once per module class and reason that a call ran on stock PyTorch."""
+    key = (type(module).__name__, reason)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(
+            f"convext.torch.{key[0]}: {reason} is not computed by convext; this and later such calls run on stock PyTorch",
+            ConversionWarning,
+            stacklevel=3,
+        )
+
+
 class Conv2d(torch.nn.Conv2d):
     """``torch.nn.Conv2d`` computed by convext.
 
@@ -671,6 +700,12 @@ class Conv2d(torch.nn.Conv2d):
         torch.Tensor
             The output.
         """
+        reason = _fallback_reason(input, self.weight, self.bias)
+        if reason is None and input.dtype != self.weight.dtype:
+            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -690,6 +725,10 @@ class MaxPool2d(torch.nn.MaxPool2d):
         torch.Tensor or (torch.Tensor, torch.Tensor)
             The pooled tensor, and the indices if ``return_indices``.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return max_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
         )
@@ -721,6 +760,10 @@ class AvgPool2d(torch.nn.AvgPool2d):
         torch.Tensor
             The pooled tensor.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return avg_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override
         )
@@ -742,6 +785,10 @@ class ReLU(torch.nn.ReLU):
         torch.Tensor
             The result.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return relu(input, self.inplace)
 
 
