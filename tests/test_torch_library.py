@@ -163,3 +163,13 @@ def test_bfloat16_model_falls_back_to_torch_and_warns_once_per_class() -> None:
         warnings.simplefilter("error")
         model(x.clone())  # no second warning
     assert type(model[0]) is ct.Conv2d
+
+
+def test_eager_inference_shortcut_matches_the_op_path() -> None:
+    x, w, b = torch.randn(2, 3, 7, 7), torch.randn(4, 3, 3, 3), torch.randn(4)
+    with torch.no_grad():
+        fast = (ct.conv2d(x, w, b, padding=1), ct.relu(x - 0.1))
+    slow = (ct.conv2d(x, w.requires_grad_(True), b, padding=1), ct.relu((x - 0.1).requires_grad_(True)))
+    for a, c in zip(fast, slow):
+        assert c.requires_grad and not a.requires_grad
+        assert torch.equal(a, c.detach())
