@@ -173,3 +173,20 @@ def test_eager_inference_shortcut_matches_the_op_path() -> None:
     for a, c in zip(fast, slow):
         assert c.requires_grad and not a.requires_grad
         assert torch.equal(a, c.detach())
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        pytest.param(lambda x, F_: F_.conv2d(x, torch.ones(2, 3, 3, 3), padding=1), id="conv2d"),
+        pytest.param(lambda x, F_: F_.max_pool2d(x, 2), id="max_pool2d"),
+        pytest.param(lambda x, F_: F_.avg_pool2d(x, 2), id="avg_pool2d"),
+        pytest.param(lambda x, F_: F_.relu(x), id="relu"),
+    ],
+)
+def test_channels_last_in_channels_last_out(fn: Callable) -> None:
+    x = torch.randn(2, 3, 6, 6).to(memory_format=torch.channels_last)
+    out, ref = fn(x, ct), fn(x, F)
+    assert ref.is_contiguous(memory_format=torch.channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.stride() == ref.stride()
+    torch.testing.assert_close(out, ref)

@@ -379,6 +379,13 @@ _relu_op.register_autograd(_relu_bwd, setup_context=_relu_setup)
 _relu_backward_op.register_autograd(_relu_backward_bwd, setup_context=_relu_backward_setup)
 
 
+def _like_input(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Give a 4-d result the channels_last layout when the input has it, as stock torch does (a copy for now)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 def _direct(*tensors: torch.Tensor | None) -> bool:
     """True when a call may skip the dispatcher and run the engine directly.
 
@@ -487,7 +494,7 @@ def conv2d(
                                  padding=padding_p, dilation=dilation_p, groups=groups))
     else:
         out = _conv2d_op(x4, weight, bias, list(stride_p), list(padding_p), list(dilation_p), groups)
-    return out.squeeze(0) if unbatched else out
+    return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
 def _pool_stride(stride: IntPair | None, kernel: Pair) -> Pair:
@@ -546,6 +553,7 @@ def max_pool2d(
     )
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
+    out, idx = _like_input(x, out), _like_input(x, idx)
     return (out, idx) if return_indices else out
 
 
@@ -601,7 +609,7 @@ def avg_pool2d(
         x4, list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
         bool(count_include_pad),
     )
-    return out.squeeze(0) if unbatched else out
+    return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
 def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -631,8 +639,10 @@ def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         out = _tensor(_cx.relu(_np(x)))
     else:
         out = _relu_op(x)
+    if not inplace:
+        out = _like_input(x, out)
     if inplace:
-        return x.copy_(out)  # autograd records the in-place copy (torch's version counter checks apply)
+        return x.copy_(out)  # writes into x (any layout); autograd records the in-place copy (torch's version counter checks apply)
     return out
 
 
