@@ -190,3 +190,12 @@ def test_channels_last_in_channels_last_out(fn: Callable) -> None:
     assert ref.is_contiguous(memory_format=torch.channels_last)
     assert out.is_contiguous(memory_format=torch.channels_last) and out.stride() == ref.stride()
     torch.testing.assert_close(out, ref)
+
+
+def test_torch_func_grad_matches_torch() -> None:
+    x, w = distinct(1, 2, 7, 7), distinct(3, 2, 3, 3, seed=1)
+
+    def loss(lib: object) -> Callable:
+        return lambda w_: lib.avg_pool2d(lib.max_pool2d(lib.relu(lib.conv2d(x.detach(), w_, padding=1)), 2, 1), 2, 1).square().sum()
+
+    torch.testing.assert_close(torch.func.grad(loss(ct))(w.detach()), torch.func.grad(loss(F))(w.detach()))

@@ -178,6 +178,13 @@ def _(grad_out, x, weight_shape, stride, padding, dilation, groups):  # type: ig
     return grad_out.new_empty(weight_shape)
 
 
+def _call(op: Any, *args: Any) -> Any:
+    """Run a convext op; under torch.func transforms through its setup_context Function (see _functorch_function)."""
+    if torch._C._are_functorch_transforms_active():
+        return _FUNCTORCH[op].apply(*args)
+    return op(*args)
+
+
 def _conv_geometry_ctx(ctx: Any, inputs: tuple[Any, ...]) -> None:
     ctx.geometry = tuple(inputs[3:7])
 
@@ -193,8 +200,8 @@ def _conv2d_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
     x, weight = ctx.saved_tensors
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     g = grad_out.contiguous()
-    gx = _conv2d_input_grad_op(g, weight, list(x.shape), *ctx.geometry) if need_x else None
-    gw = _conv2d_weight_grad_op(g, x, list(weight.shape), *ctx.geometry) if need_w else None
+    gx = _call(_conv2d_input_grad_op, g, weight, list(x.shape), *ctx.geometry) if need_x else None
+    gw = _call(_conv2d_weight_grad_op, g, x, list(weight.shape), *ctx.geometry) if need_w else None
     gb = g.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
     return gx, gw, gb, None, None, None, None
 
@@ -207,8 +214,8 @@ def _input_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 def _input_grad_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
     grad_out, weight = ctx.saved_tensors
     gg = gg.contiguous()
-    d_gy = _conv2d_op(gg, weight, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
-    d_w = _conv2d_weight_grad_op(grad_out, gg, list(weight.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
+    d_gy = _call(_conv2d_op, gg, weight, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
+    d_w = _call(_conv2d_weight_grad_op, grad_out, gg, list(weight.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
     return d_gy, d_w, None, None, None, None, None
 
 
@@ -220,8 +227,8 @@ def _weight_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 def _weight_grad_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
     grad_out, x = ctx.saved_tensors
     gg = gg.contiguous()
-    d_gy = _conv2d_op(x, gg, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
-    d_x = _conv2d_input_grad_op(grad_out, gg, list(x.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
+    d_gy = _call(_conv2d_op, x, gg, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
+    d_x = _call(_conv2d_input_grad_op, grad_out, gg, list(x.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
     return d_gy, d_x, None, None, None, None, None
 
 
@@ -267,7 +274,7 @@ def _max_pool2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 
 def _max_pool2d_bwd(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[Any, ...]:
     x, idx = ctx.saved_tensors
-    return _max_pool2d_backward_op(grad_out.contiguous(), x, idx), None, None, None, None, None
+    return _call(_max_pool2d_backward_op, grad_out.contiguous(), x, idx), None, None, None, None, None
 
 
 def _max_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
@@ -320,7 +327,7 @@ def _avg_pool2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 
 
 def _avg_pool2d_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-    return (_avg_pool2d_backward_op(grad_out.contiguous(), ctx.input_shape, *ctx.geometry),) + (None,) * 5
+    return (_call(_avg_pool2d_backward_op, grad_out.contiguous(), ctx.input_shape, *ctx.geometry),) + (None,) * 5
 
 
 def _avg_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
@@ -329,7 +336,7 @@ def _avg_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -
 
 def _avg_pool2d_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
     # avg_pool2d_backward is the adjoint of avg_pool2d (same divisors), so its adjoint is avg_pool2d.
-    return (_avg_pool2d_op(gg.contiguous(), *ctx.geometry),) + (None,) * 6
+    return (_call(_avg_pool2d_op, gg.contiguous(), *ctx.geometry),) + (None,) * 6
 
 
 _avg_pool2d_op.register_autograd(_avg_pool2d_bwd, setup_context=_avg_pool2d_setup)
@@ -363,7 +370,7 @@ def _relu_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 
 def _relu_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
     (out,) = ctx.saved_tensors
-    return (_relu_backward_op(grad_out, out),)
+    return (_call(_relu_backward_op, grad_out, out),)
 
 
 def _relu_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
@@ -372,11 +379,50 @@ def _relu_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None
 
 def _relu_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
     (out,) = ctx.saved_tensors
-    return _relu_backward_op(gg, out), None  # the mask is piecewise constant in out
+    return _call(_relu_backward_op, gg, out), None  # the mask is piecewise constant in out
 
 
 _relu_op.register_autograd(_relu_bwd, setup_context=_relu_setup)
 _relu_backward_op.register_autograd(_relu_backward_bwd, setup_context=_relu_backward_setup)
+
+
+def _functorch_function(op: Any, setup: Any, bwd: Any) -> Any:
+    """An autograd.Function (with setup_context) running ``op``, for use under torch.func transforms.
+
+    torch 2.13 builds the custom op's own autograd wrapper without setup_context,
+    which torch.func rejects; this one has the same setup and backward.
+    """
+
+    class _Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(*args: Any) -> Any:  # type: ignore[override]
+            return op._init_fn(*args)  # the plain kernel: the op itself would re-enter its own autograd wrapper
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            setup(ctx, inputs, output)
+
+        @staticmethod
+        def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+            return bwd(ctx, *grads)
+
+    return _Fn
+
+
+_FUNCTORCH: dict[Any, Any] = {
+    op: _functorch_function(op, setup, bwd)
+    for op, setup, bwd in (
+        (_conv2d_op, _conv2d_setup, _conv2d_bwd),
+        (_conv2d_input_grad_op, _input_grad_setup, _input_grad_bwd),
+        (_conv2d_weight_grad_op, _weight_grad_setup, _weight_grad_bwd),
+        (_max_pool2d_op, _max_pool2d_setup, _max_pool2d_bwd),
+        (_max_pool2d_backward_op, _max_pool2d_backward_setup, _max_pool2d_backward_bwd),
+        (_avg_pool2d_op, _avg_pool2d_setup, _avg_pool2d_bwd),
+        (_avg_pool2d_backward_op, _avg_pool2d_backward_setup, _avg_pool2d_backward_bwd),
+        (_relu_op, _relu_setup, _relu_bwd),
+        (_relu_backward_op, _relu_backward_setup, _relu_backward_bwd),
+    )
+}
 
 
 def _like_input(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -493,7 +539,7 @@ def conv2d(
         out = _tensor(_cx.conv2d(_np(x4), _np(weight), None if bias is None else _np(bias), stride=stride_p,
                                  padding=padding_p, dilation=dilation_p, groups=groups))
     else:
-        out = _conv2d_op(x4, weight, bias, list(stride_p), list(padding_p), list(dilation_p), groups)
+        out = _call(_conv2d_op, x4, weight, bias, list(stride_p), list(padding_p), list(dilation_p), groups)
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
@@ -547,7 +593,8 @@ def max_pool2d(
     _check_tensors("max_pool2d", x=x)
     x4, unbatched = _batched("max_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out, idx = _max_pool2d_op(
+    out, idx = _call(
+        _max_pool2d_op,
         x4, list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
         list(_pair(dilation, "dilation")), bool(ceil_mode),
     )
@@ -605,7 +652,8 @@ def avg_pool2d(
     _check_tensors("avg_pool2d", x=x)
     x4, unbatched = _batched("avg_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out = _avg_pool2d_op(
+    out = _call(
+        _avg_pool2d_op,
         x4, list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
         bool(count_include_pad),
     )
@@ -638,7 +686,7 @@ def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     if _direct(x):
         out = _tensor(_cx.relu(_np(x)))
     else:
-        out = _relu_op(x)
+        out = _call(_relu_op, x)
     if not inplace:
         out = _like_input(x, out)
     if inplace:
