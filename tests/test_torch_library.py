@@ -199,3 +199,18 @@ def test_torch_func_grad_matches_torch() -> None:
         return lambda w_: lib.avg_pool2d(lib.max_pool2d(lib.relu(lib.conv2d(x.detach(), w_, padding=1)), 2, 1), 2, 1).square().sum()
 
     torch.testing.assert_close(torch.func.grad(loss(ct))(w.detach()), torch.func.grad(loss(F))(w.detach()))
+
+
+def test_convert_names_every_module_it_leaves() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3), torch.nn.Sequential(torch.nn.ReLU6(), torch.nn.LeakyReLU()),
+        torch.nn.ConvTranspose2d(4, 4, 2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.LPPool2d(2, 2), torch.nn.ReLU(),
+    )
+    with pytest.warns(ct.ConversionWarning) as record:
+        ct.convert(model)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "left 5 module(s)" in message
+    for expected in ("1.0 (ReLU6: no convext kernel)", "1.1 (LeakyReLU", "2 (ConvTranspose2d", "3 (AdaptiveAvgPool2d", "4 (LPPool2d"):
+        assert expected in message, message
+    assert type(model[0]) is ct.Conv2d and type(model[5]) is ct.ReLU

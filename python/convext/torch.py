@@ -885,6 +885,18 @@ _REPLACEMENTS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
 }
 
 
+# conv, pooling and activation modules convext has no kernel for: convert() names each it meets.
+_NOT_CONVERTED: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Conv1d, torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+    torch.nn.MaxPool1d, torch.nn.MaxPool3d, torch.nn.AvgPool1d, torch.nn.AvgPool3d, torch.nn.LPPool1d, torch.nn.LPPool2d,
+    torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d,
+    torch.nn.AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool3d, torch.nn.FractionalMaxPool2d, torch.nn.MaxUnpool2d,
+    torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.RReLU, torch.nn.ELU, torch.nn.SELU, torch.nn.CELU,
+    torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.Hardtanh,
+    torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softplus,
+)
+
+
 def _swap_class(module: torch.nn.Module, cls: type[torch.nn.Module]) -> torch.nn.Module:
     """A new module of class ``cls`` with ``module``'s attributes, sharing its Parameters and buffers.
 
@@ -948,6 +960,8 @@ def convert(model: torch.nn.Module, inplace: bool = True) -> torch.nn.Module:
             else:
                 skipped.append(f"{name or '<model>'} ({type(module).__name__}: {reason})")
         else:
+            if type(module) in _NOT_CONVERTED:
+                skipped.append(f"{name or '<model>'} ({type(module).__name__}: no convext kernel)")
             for child_name, child in list(module._modules.items()):
                 if child is not None:
                     module._modules[child_name] = visit(child, f"{name}.{child_name}" if name else child_name)
