@@ -214,3 +214,14 @@ def test_convert_names_every_module_it_leaves() -> None:
     for expected in ("1.0 (ReLU6: no convext kernel)", "1.1 (LeakyReLU", "2 (ConvTranspose2d", "3 (AdaptiveAvgPool2d", "4 (LPPool2d"):
         assert expected in message, message
     assert type(model[0]) is ct.Conv2d and type(model[5]) is ct.ReLU
+
+
+def test_eager_inference_shortcut_pools_match_the_op_path() -> None:
+    x = torch.randn(2, 3, 7, 7)
+    with torch.no_grad():
+        fast = (*ct.max_pool2d(x, 3, 2, 1, return_indices=True), ct.avg_pool2d(x, 3, 2, 1, ceil_mode=True))
+    xg = x.clone().requires_grad_(True)
+    slow = (*ct.max_pool2d(xg, 3, 2, 1, return_indices=True), ct.avg_pool2d(xg, 3, 2, 1, ceil_mode=True))
+    assert slow[0].requires_grad and not fast[0].requires_grad
+    for a, c in zip(fast, slow):
+        assert torch.equal(a, c.detach())

@@ -593,11 +593,12 @@ def max_pool2d(
     _check_tensors("max_pool2d", x=x)
     x4, unbatched = _batched("max_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out, idx = _call(
-        _max_pool2d_op,
-        x4, list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
-        list(_pair(dilation, "dilation")), bool(ceil_mode),
-    )
+    geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
+                list(_pair(dilation, "dilation")), bool(ceil_mode))
+    if _direct(x4):
+        out, idx = _max_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
+    else:
+        out, idx = _call(_max_pool2d_op, x4, *geometry)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
     out, idx = _like_input(x, out), _like_input(x, idx)
@@ -652,11 +653,12 @@ def avg_pool2d(
     _check_tensors("avg_pool2d", x=x)
     x4, unbatched = _batched("avg_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out = _call(
-        _avg_pool2d_op,
-        x4, list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
-        bool(count_include_pad),
-    )
+    geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
+                bool(count_include_pad))
+    if _direct(x4):
+        out = _avg_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
+    else:
+        out = _call(_avg_pool2d_op, x4, *geometry)
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
