@@ -19,7 +19,9 @@ Notes
 -----
 Inside this module ``torch`` is PyTorch itself (absolute imports); the
 module is only importable when PyTorch is installed (``pip install "convext[torch]"``).
-Backward passes are first-order only (no double backward).
+The compute runs in ``torch.library`` custom ops (namespace ``convext``) whose
+backwards are again convext ops, so torch.compile(fullgraph=True),
+torch.export, torch.jit.trace, torch.func.grad and double backward work.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ from typing import Any, Union
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.autograd.function import FunctionCtx, once_differentiable
 
 import convext as _cx
 from convext.nn import _pair
@@ -83,7 +84,9 @@ def _check_tensors(op: str, **tensors: torch.Tensor | None) -> None:
                 f"convext.torch.{op}: {name} is on device {t.device}; convext computes on the CPU only "
                 f"(move it with .cpu() or use torch.nn.functional.{op})"
             )
-        if t.layout != torch.strided or t.is_quantized:
+        if t.is_quantized:
+            raise TypeError(f"convext.torch.{op}: {name} is a quantized tensor ({t.dtype}); convext needs float32/float64")
+        if t.layout != torch.strided:
             raise TypeError(f"convext.torch.{op}: {name} must be a dense (strided) tensor, got layout {t.layout}")
         if t.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"convext.torch.{op}: {name} has dtype {t.dtype}; convext supports torch.float32 and torch.float64")
@@ -107,126 +110,344 @@ def _tensor(a: NDArray[Any]) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------
-# autograd Functions
+# torch.library ops (namespace "convext")
+#
+# Each op is a ``torch.library.custom_op`` with a fake (shape-only) kernel, so
+# torch.compile / torch.export / torch.jit.trace see through it, and an
+# autograd formula built from other convext ops, so the backward is itself
+# differentiable (double backward, gradient penalties, HVPs):
+#
+# * y = conv2d(x, w): dx = conv2d_input_grad(dy, w) (the transposed conv),
+#   dw = conv2d_weight_grad(dy, x). Both are bilinear, and their adjoints are
+#   again the three conv ops: <input_grad(dy, w), v> = <dy, conv2d(v, w)> and
+#   <weight_grad(dy, x), v> = <dy, conv2d(x, v)>.
+# * pools: the backward is linear in dy; the adjoint of avg spreading is the
+#   avg pool itself, the adjoint of max routing is a gather at the indices.
+# * relu: dx = dy * [y > 0], linear in dy; its derivative in y is 0 a.e.
 # ---------------------------------------------------------------------------
-class _Conv2dFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx,
-        x: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        stride: Pair,
-        padding: Pair,
-        dilation: Pair,
-        groups: int,
-    ) -> torch.Tensor:
-        geometry = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-        out = _cx.conv2d(_np(x), _np(weight), None if bias is None else _np(bias), **geometry)
-        ctx.save_for_backward(x, weight)
-        ctx.geometry = geometry  # type: ignore[attr-defined]
-        return _tensor(out)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        g = _np(grad_out)
-        gx = gw = gb = None
-        if need_x and need_w:
-            gx, gw, gb = (_tensor(a) for a in _cx.conv2d_backward(g, _np(x), _np(weight), **ctx.geometry))
-        elif need_x:
-            gx = _tensor(_cx.conv2d_input_grad(g, _np(weight), tuple(x.shape), **ctx.geometry))
-        elif need_w:
-            gw = _tensor(_cx.conv2d_weight_grad(g, _np(x), tuple(weight.shape), **ctx.geometry))
-        if need_b and gb is None:
-            gb = _tensor(g.sum(axis=(0, 2, 3)))
-        return gx, gw, gb if need_b else None, None, None, None, None
+def _out_size(n: int, k: int, s: int, p: int, d: int, ceil: bool = False) -> int:
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= n + p:
+        out -= 1  # the last window must start inside the input or the left padding (as PyTorch)
+    return out
 
 
-class _MaxPool2dFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx,
-        x: torch.Tensor,
-        kernel_size: Pair,
-        stride: Pair,
-        padding: Pair,
-        dilation: Pair,
-        ceil_mode: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        geometry = {
-            "kernel_size": kernel_size,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "ceil_mode": ceil_mode,
-        }
-        out, indices = _cx.max_pool2d(_np(x), return_indices=True, **geometry)
-        idx = _tensor(np.asarray(indices, dtype=np.int64))
-        ctx.mark_non_differentiable(idx)
-        ctx.save_for_backward(x, idx)
-        ctx.geometry = geometry  # type: ignore[attr-defined]
-        return _tensor(out), idx
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[torch.Tensor | None, ...]:
-        x, idx = ctx.saved_tensors
-        gx = _cx.max_pool2d_backward(_np(grad_out), _np(x), indices=_np(idx), **ctx.geometry)
-        return _tensor(gx), None, None, None, None, None
+@torch.library.custom_op("convext::conv2d", mutates_args=())
+def _conv2d_op(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+    stride: list[int], padding: list[int], dilation: list[int], groups: int,
+) -> torch.Tensor:
+    out = _cx.conv2d(_np(x), _np(weight), None if bias is None else _np(bias),
+                     stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation), groups=groups)
+    return _tensor(out)
 
 
-class _AvgPool2dFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx,
-        x: torch.Tensor,
-        kernel_size: Pair,
-        stride: Pair,
-        padding: Pair,
-        ceil_mode: bool,
-        count_include_pad: bool,
-    ) -> torch.Tensor:
-        geometry = {
-            "kernel_size": kernel_size,
-            "stride": stride,
-            "padding": padding,
-            "ceil_mode": ceil_mode,
-            "count_include_pad": count_include_pad,
-        }
-        out = _cx.avg_pool2d(_np(x), **geometry)
-        ctx.input_shape = tuple(x.shape)  # type: ignore[attr-defined]
-        ctx.geometry = geometry  # type: ignore[attr-defined]
-        return _tensor(out)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        gx = _cx.avg_pool2d_backward(_np(grad_out), ctx.input_shape, **ctx.geometry)
-        return _tensor(gx), None, None, None, None, None
+@_conv2d_op.register_fake
+def _(x, weight, bias, stride, padding, dilation, groups):  # type: ignore[no-untyped-def]
+    h = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
+    w = _out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
+    return x.new_empty((x.shape[0], weight.shape[0], h, w))
 
 
-class _ReLUFunction(torch.autograd.Function):
-    # The backward pass keeps the *output*: relu(x) > 0 exactly where x > 0, so
-    # relu_backward(g, relu(x)) == relu_backward(g, x). That is what lets the
-    # in-place variant overwrite its input.
-    @staticmethod
-    def forward(ctx: FunctionCtx, x: torch.Tensor, inplace: bool) -> torch.Tensor:  # type: ignore[override]
-        out = _tensor(_cx.relu(_np(x)))
-        if inplace:
-            x.copy_(out)
-            ctx.mark_dirty(x)
-            out = x
-        ctx.save_for_backward(out)
-        return out
+@torch.library.custom_op("convext::conv2d_input_grad", mutates_args=())
+def _conv2d_input_grad_op(
+    grad_out: torch.Tensor, weight: torch.Tensor, input_shape: list[int],
+    stride: list[int], padding: list[int], dilation: list[int], groups: int,
+) -> torch.Tensor:
+    return _tensor(_cx.conv2d_input_grad(_np(grad_out), _np(weight), tuple(input_shape), stride=tuple(stride),
+                                         padding=tuple(padding), dilation=tuple(dilation), groups=groups))
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (out,) = ctx.saved_tensors
-        return _tensor(_cx.relu_backward(_np(grad_out), _np(out))), None
+
+@_conv2d_input_grad_op.register_fake
+def _(grad_out, weight, input_shape, stride, padding, dilation, groups):  # type: ignore[no-untyped-def]
+    return grad_out.new_empty(input_shape)
+
+
+@torch.library.custom_op("convext::conv2d_weight_grad", mutates_args=())
+def _conv2d_weight_grad_op(
+    grad_out: torch.Tensor, x: torch.Tensor, weight_shape: list[int],
+    stride: list[int], padding: list[int], dilation: list[int], groups: int,
+) -> torch.Tensor:
+    return _tensor(_cx.conv2d_weight_grad(_np(grad_out), _np(x), tuple(weight_shape), stride=tuple(stride),
+                                          padding=tuple(padding), dilation=tuple(dilation), groups=groups))
+
+
+@_conv2d_weight_grad_op.register_fake
+def _(grad_out, x, weight_shape, stride, padding, dilation, groups):  # type: ignore[no-untyped-def]
+    return grad_out.new_empty(weight_shape)
+
+
+def _call(op: Any, *args: Any) -> Any:
+    """Run a convext op; under torch.func transforms through its setup_context Function (see _functorch_function)."""
+    if torch._C._are_functorch_transforms_active():
+        return _FUNCTORCH[op].apply(*args)
+    return op(*args)
+
+
+def _conv_geometry_ctx(ctx: Any, inputs: tuple[Any, ...]) -> None:
+    ctx.geometry = tuple(inputs[3:7])
+
+
+def _conv2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    x, weight, bias = inputs[:3]
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+    _conv_geometry_ctx(ctx, inputs)
+
+
+def _conv2d_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+    x, weight = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    g = grad_out.contiguous()
+    gx = _call(_conv2d_input_grad_op, g, weight, list(x.shape), *ctx.geometry) if need_x else None
+    gw = _call(_conv2d_weight_grad_op, g, x, list(weight.shape), *ctx.geometry) if need_w else None
+    gb = g.sum((0, 2, 3)) if (need_b and ctx.has_bias) else None
+    return gx, gw, gb, None, None, None, None
+
+
+def _input_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(inputs[0], inputs[1])
+    _conv_geometry_ctx(ctx, inputs)
+
+
+def _input_grad_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+    grad_out, weight = ctx.saved_tensors
+    gg = gg.contiguous()
+    d_gy = _call(_conv2d_op, gg, weight, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
+    d_w = _call(_conv2d_weight_grad_op, grad_out, gg, list(weight.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
+    return d_gy, d_w, None, None, None, None, None
+
+
+def _weight_grad_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(inputs[0], inputs[1])
+    _conv_geometry_ctx(ctx, inputs)
+
+
+def _weight_grad_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+    grad_out, x = ctx.saved_tensors
+    gg = gg.contiguous()
+    d_gy = _call(_conv2d_op, x, gg, None, *ctx.geometry) if ctx.needs_input_grad[0] else None
+    d_x = _call(_conv2d_input_grad_op, grad_out, gg, list(x.shape), *ctx.geometry) if ctx.needs_input_grad[1] else None
+    return d_gy, d_x, None, None, None, None, None
+
+
+_conv2d_op.register_autograd(_conv2d_bwd, setup_context=_conv2d_setup)
+_conv2d_input_grad_op.register_autograd(_input_grad_bwd, setup_context=_input_grad_setup)
+_conv2d_weight_grad_op.register_autograd(_weight_grad_bwd, setup_context=_weight_grad_setup)
+
+
+@torch.library.custom_op("convext::max_pool2d", mutates_args=())
+def _max_pool2d_op(
+    x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], dilation: list[int], ceil_mode: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out, idx = _cx.max_pool2d(_np(x), tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode,
+                              return_indices=True)
+    return _tensor(out), _tensor(np.asarray(idx, dtype=np.int64))
+
+
+@_max_pool2d_op.register_fake
+def _(x, kernel_size, stride, padding, dilation, ceil_mode):  # type: ignore[no-untyped-def]
+    h = _out_size(x.shape[2], kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
+    w = _out_size(x.shape[3], kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
+    shape = (x.shape[0], x.shape[1], h, w)
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+
+
+@torch.library.custom_op("convext::max_pool2d_backward", mutates_args=())
+def _max_pool2d_backward_op(grad_out: torch.Tensor, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    # Routing by the saved indices needs no geometry: dx.flat[idx] += dy.
+    n, c = x.shape[:2]
+    gx = torch.zeros((n, c, x.shape[2] * x.shape[3]), dtype=grad_out.dtype)
+    gx.scatter_add_(2, indices.reshape(n, c, -1), grad_out.reshape(n, c, -1))
+    return gx.reshape(x.shape)
+
+
+@_max_pool2d_backward_op.register_fake
+def _(grad_out, x, indices):  # type: ignore[no-untyped-def]
+    return x.new_empty(x.shape)
+
+
+def _max_pool2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(inputs[0], output[1])
+
+
+def _max_pool2d_bwd(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[Any, ...]:
+    x, idx = ctx.saved_tensors
+    return _call(_max_pool2d_backward_op, grad_out.contiguous(), x, idx), None, None, None, None, None
+
+
+def _max_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(inputs[2])
+
+
+def _max_pool2d_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+    (idx,) = ctx.saved_tensors
+    n, c = idx.shape[:2]
+    d_gy = gg.reshape(n, c, -1).gather(2, idx.reshape(n, c, -1)).reshape(idx.shape)
+    return d_gy, None, None  # linear in grad_out; piecewise constant in x (derivative 0 a.e.)
+
+
+_max_pool2d_op.register_autograd(_max_pool2d_bwd, setup_context=_max_pool2d_setup)
+_max_pool2d_backward_op.register_autograd(_max_pool2d_backward_bwd, setup_context=_max_pool2d_backward_setup)
+
+
+@torch.library.custom_op("convext::avg_pool2d", mutates_args=())
+def _avg_pool2d_op(
+    x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], ceil_mode: bool,
+    count_include_pad: bool,
+) -> torch.Tensor:
+    return _tensor(_cx.avg_pool2d(_np(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad))
+
+
+@_avg_pool2d_op.register_fake
+def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad):  # type: ignore[no-untyped-def]
+    h = _out_size(x.shape[2], kernel_size[0], stride[0], padding[0], 1, ceil_mode)
+    w = _out_size(x.shape[3], kernel_size[1], stride[1], padding[1], 1, ceil_mode)
+    return x.new_empty((x.shape[0], x.shape[1], h, w))
+
+
+@torch.library.custom_op("convext::avg_pool2d_backward", mutates_args=())
+def _avg_pool2d_backward_op(
+    grad_out: torch.Tensor, input_shape: list[int], kernel_size: list[int], stride: list[int], padding: list[int],
+    ceil_mode: bool, count_include_pad: bool,
+) -> torch.Tensor:
+    return _tensor(_cx.avg_pool2d_backward(_np(grad_out), tuple(input_shape), tuple(kernel_size), tuple(stride),
+                                           tuple(padding), ceil_mode, count_include_pad))
+
+
+@_avg_pool2d_backward_op.register_fake
+def _(grad_out, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):  # type: ignore[no-untyped-def]
+    return grad_out.new_empty(input_shape)
+
+
+def _avg_pool2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.input_shape = list(inputs[0].shape)
+    ctx.geometry = tuple(inputs[1:])
+
+
+def _avg_pool2d_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+    return (_call(_avg_pool2d_backward_op, grad_out.contiguous(), ctx.input_shape, *ctx.geometry),) + (None,) * 5
+
+
+def _avg_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.geometry = tuple(inputs[2:])
+
+
+def _avg_pool2d_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+    # avg_pool2d_backward is the adjoint of avg_pool2d (same divisors), so its adjoint is avg_pool2d.
+    return (_call(_avg_pool2d_op, gg.contiguous(), *ctx.geometry),) + (None,) * 6
+
+
+_avg_pool2d_op.register_autograd(_avg_pool2d_bwd, setup_context=_avg_pool2d_setup)
+_avg_pool2d_backward_op.register_autograd(_avg_pool2d_backward_bwd, setup_context=_avg_pool2d_backward_setup)
+
+
+@torch.library.custom_op("convext::relu", mutates_args=())
+def _relu_op(x: torch.Tensor) -> torch.Tensor:
+    return _tensor(_cx.relu(_np(x)))
+
+
+@_relu_op.register_fake
+def _(x):  # type: ignore[no-untyped-def]
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("convext::relu_backward", mutates_args=())
+def _relu_backward_op(grad_out: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    # relu(x) > 0 exactly where x > 0, so the output serves as the mask.
+    return _tensor(_cx.relu_backward(_np(grad_out), _np(out)))
+
+
+@_relu_backward_op.register_fake
+def _(grad_out, out):  # type: ignore[no-untyped-def]
+    return torch.empty_like(out, memory_format=torch.contiguous_format)
+
+
+def _relu_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(output)
+
+
+def _relu_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+    (out,) = ctx.saved_tensors
+    return (_call(_relu_backward_op, grad_out, out),)
+
+
+def _relu_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(inputs[1])
+
+
+def _relu_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+    (out,) = ctx.saved_tensors
+    return _call(_relu_backward_op, gg, out), None  # the mask is piecewise constant in out
+
+
+_relu_op.register_autograd(_relu_bwd, setup_context=_relu_setup)
+_relu_backward_op.register_autograd(_relu_backward_bwd, setup_context=_relu_backward_setup)
+
+
+def _functorch_function(op: Any, setup: Any, bwd: Any) -> Any:
+    """An autograd.Function (with setup_context) running ``op``, for use under torch.func transforms.
+
+    torch 2.13 builds the custom op's own autograd wrapper without setup_context,
+    which torch.func rejects; this one has the same setup and backward.
+    """
+
+    class _Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(*args: Any) -> Any:  # type: ignore[override]
+            return op._init_fn(*args)  # the plain kernel: the op itself would re-enter its own autograd wrapper
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            setup(ctx, inputs, output)
+
+        @staticmethod
+        def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+            return bwd(ctx, *grads)
+
+    return _Fn
+
+
+_FUNCTORCH: dict[Any, Any] = {
+    op: _functorch_function(op, setup, bwd)
+    for op, setup, bwd in (
+        (_conv2d_op, _conv2d_setup, _conv2d_bwd),
+        (_conv2d_input_grad_op, _input_grad_setup, _input_grad_bwd),
+        (_conv2d_weight_grad_op, _weight_grad_setup, _weight_grad_bwd),
+        (_max_pool2d_op, _max_pool2d_setup, _max_pool2d_bwd),
+        (_max_pool2d_backward_op, _max_pool2d_backward_setup, _max_pool2d_backward_bwd),
+        (_avg_pool2d_op, _avg_pool2d_setup, _avg_pool2d_bwd),
+        (_avg_pool2d_backward_op, _avg_pool2d_backward_setup, _avg_pool2d_backward_bwd),
+        (_relu_op, _relu_setup, _relu_bwd),
+        (_relu_backward_op, _relu_backward_setup, _relu_backward_bwd),
+    )
+}
+
+
+def _like_input(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Give a 4-d result the channels_last layout when the input has it, as stock torch does (a copy for now)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def _direct(*tensors: torch.Tensor | None) -> bool:
+    """True when a call may skip the dispatcher and run the engine directly.
+
+    That is plain eager inference: no tensor needs a gradient, and nothing
+    (torch.compile/export, jit.trace, torch.func, fake or subclass tensors)
+    has to see the op. Then the custom op's ~10 us dispatch is saved.
+    """
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
+        return False
+    if torch._C._are_functorch_transforms_active():
+        return False
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if t is not None and (type(t) is not torch.Tensor or (grad and t.requires_grad)):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -312,8 +533,14 @@ def conv2d(
             f"convext.torch.conv2d: padding={padding!r} cannot be expressed as symmetric zero padding "
             f"for kernel {kernel}, stride {stride_p}, dilation {dilation_p}"
         )
-    out = _Conv2dFunction.apply(x4, weight, bias, stride_p, padding_p, dilation_p, int(groups))
-    return out.squeeze(0) if unbatched else out
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"convext.torch.conv2d: groups must be an integer, got {groups!r}")
+    if _direct(x4, weight, bias):
+        out = _tensor(_cx.conv2d(_np(x4), _np(weight), None if bias is None else _np(bias), stride=stride_p,
+                                 padding=padding_p, dilation=dilation_p, groups=groups))
+    else:
+        out = _call(_conv2d_op, x4, weight, bias, list(stride_p), list(padding_p), list(dilation_p), groups)
+    return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
 def _pool_stride(stride: IntPair | None, kernel: Pair) -> Pair:
@@ -366,11 +593,15 @@ def max_pool2d(
     _check_tensors("max_pool2d", x=x)
     x4, unbatched = _batched("max_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out, idx = _MaxPool2dFunction.apply(
-        x4, kernel, _pool_stride(stride, kernel), _pair(padding, "padding"), _pair(dilation, "dilation"), bool(ceil_mode)
-    )
+    geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
+                list(_pair(dilation, "dilation")), bool(ceil_mode))
+    if _direct(x4):
+        out, idx = _max_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
+    else:
+        out, idx = _call(_max_pool2d_op, x4, *geometry)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
+    out, idx = _like_input(x, out), _like_input(x, idx)
     return (out, idx) if return_indices else out
 
 
@@ -422,10 +653,13 @@ def avg_pool2d(
     _check_tensors("avg_pool2d", x=x)
     x4, unbatched = _batched("avg_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
-    out = _AvgPool2dFunction.apply(
-        x4, kernel, _pool_stride(stride, kernel), _pair(padding, "padding"), bool(ceil_mode), bool(count_include_pad)
-    )
-    return out.squeeze(0) if unbatched else out
+    geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
+                bool(count_include_pad))
+    if _direct(x4):
+        out = _avg_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
+    else:
+        out = _call(_avg_pool2d_op, x4, *geometry)
+    return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
 def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
@@ -451,7 +685,15 @@ def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         For non-CPU tensors.
     """
     _check_tensors("relu", x=x)
-    return _ReLUFunction.apply(x, bool(inplace))
+    if _direct(x):
+        out = _tensor(_cx.relu(_np(x)))
+    else:
+        out = _call(_relu_op, x)
+    if not inplace:
+        out = _like_input(x, out)
+    if inplace:
+        return x.copy_(out)  # writes into x (any layout); autograd records the in-place copy (torch's version counter checks apply)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -481,6 +723,35 @@ def _require_supported(module: torch.nn.Module) -> None:
         raise ValueError(
             f"convext.torch.{type(module).__name__}: {reason} is not supported by convext; "
             f"use the torch.nn module of the same name"
+        )
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _fallback_reason(*tensors: torch.Tensor | None) -> str | None:
+    """Why convext cannot compute a call on these tensors (then stock torch does), or None."""
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device.type != "cpu":
+            return f"device {t.device}"
+        if t.dtype not in _FLOAT_DTYPES:
+            return f"dtype {t.dtype}"
+        if t.layout != torch.strided or t.is_quantized:
+            return f"layout {t.layout}"
+    return None
+
+
+def _warn_fallback(module: torch.nn.Module, reason: str) -> None:
+    """Warn once per module class and reason that a call ran on stock PyTorch."""
+    key = (type(module).__name__, reason)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(
+            f"convext.torch.{key[0]}: {reason} is not computed by convext; this and later such calls run on stock PyTorch",
+            ConversionWarning,
+            stacklevel=3,
         )
 
 
@@ -514,6 +785,12 @@ class Conv2d(torch.nn.Conv2d):
         torch.Tensor
             The output.
         """
+        reason = _fallback_reason(input, self.weight, self.bias)
+        if reason is None and input.dtype != self.weight.dtype:
+            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -533,6 +810,10 @@ class MaxPool2d(torch.nn.MaxPool2d):
         torch.Tensor or (torch.Tensor, torch.Tensor)
             The pooled tensor, and the indices if ``return_indices``.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return max_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
         )
@@ -564,6 +845,10 @@ class AvgPool2d(torch.nn.AvgPool2d):
         torch.Tensor
             The pooled tensor.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return avg_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override
         )
@@ -585,6 +870,10 @@ class ReLU(torch.nn.ReLU):
         torch.Tensor
             The result.
         """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
         return relu(input, self.inplace)
 
 
@@ -596,6 +885,18 @@ _REPLACEMENTS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.AvgPool2d: AvgPool2d,
     torch.nn.ReLU: ReLU,
 }
+
+
+# conv, pooling and activation modules convext has no kernel for: convert() names each it meets.
+_NOT_CONVERTED: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Conv1d, torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+    torch.nn.MaxPool1d, torch.nn.MaxPool3d, torch.nn.AvgPool1d, torch.nn.AvgPool3d, torch.nn.LPPool1d, torch.nn.LPPool2d,
+    torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d,
+    torch.nn.AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool3d, torch.nn.FractionalMaxPool2d, torch.nn.MaxUnpool2d,
+    torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.RReLU, torch.nn.ELU, torch.nn.SELU, torch.nn.CELU,
+    torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.Hardtanh,
+    torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softplus,
+)
 
 
 def _swap_class(module: torch.nn.Module, cls: type[torch.nn.Module]) -> torch.nn.Module:
@@ -661,6 +962,8 @@ def convert(model: torch.nn.Module, inplace: bool = True) -> torch.nn.Module:
             else:
                 skipped.append(f"{name or '<model>'} ({type(module).__name__}: {reason})")
         else:
+            if type(module) in _NOT_CONVERTED:
+                skipped.append(f"{name or '<model>'} ({type(module).__name__}: no convext kernel)")
             for child_name, child in list(module._modules.items()):
                 if child is not None:
                     module._modules[child_name] = visit(child, f"{name}.{child_name}" if name else child_name)
