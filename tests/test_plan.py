@@ -114,6 +114,11 @@ FORCED_SHAPES = [
     ("rect_1x7", (2, 8, 9, 12), (4, 8, 1, 7), dict(padding=(0, 3))),
     ("stride3_no_pad", (2, 3, 13, 13), (4, 3, 4, 4), dict(stride=3)),
     ("out_of_reach_rows", (1, 2, 10, 10), (3, 2, 1, 1), dict(stride=3)),
+    # input-gradient phases that are 1x1 correlations with an output a row and
+    # a column larger than dy (once read in place as a pointwise layer: wrong)
+    ("phase_1x1_larger_out", (2, 4, 10, 10), (6, 4, 3, 3), dict(stride=2)),
+    ("phase_1x1_s2_p1", (2, 4, 9, 9), (6, 4, 2, 2), dict(stride=2, padding=1)),
+    ("phase_1x1_s3_p2", (2, 5, 14, 14), (6, 5, 4, 4), dict(stride=3, padding=2)),
 ]
 
 
@@ -252,3 +257,4 @@ def test_nn_conv2d_reuses_one_plan_per_shape():
     layer(x)
     layer(np.ones((1, 3, 5, 5), np.float32))
     assert len(layer._plans) == 2
+

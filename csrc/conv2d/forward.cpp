@@ -41,8 +41,11 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
         const index_t g = t / nkb, k0 = (t % nkb) * KC, kc = std::min(KC, KD - k0);
         kern.gemm.pack_a(Kg, kc, w + g * Kg * KD + k0, KD, 1, apack.data() + g * Kg_up * KD + Kg_up * k0);
     }, Kg * KC);
+    // (The output must be the input's size: an input-gradient phase plan is a
+    // 1x1 correlation with no padding whose output can be a row or column
+    // larger than dy, read as zeros.)
     const bool pointwise = p.R == 1 && p.S == 1 && p.stride.h == 1 && p.stride.w == 1 &&
-                           p.pad.h == 0 && p.pad.w == 0;
+                           p.pad.h == 0 && p.pad.w == 0 && p.Ho == p.H && p.Wo == p.W;
     const index_t HW = p.H * p.W;
     Buffer<index_t> off(2 * KD, "tap offsets");  // in the planes; pointwise: in x
     for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k), off[KD + k] = k * HW;
