@@ -18,7 +18,7 @@ Special values (compared with PyTorch itself, float32 and float64)
 
 The float32 error bound
 -----------------------
-For every conv row of ``shared/bench/suite.json`` (batch reduced to N=1), with
+For every conv row of the benchmark suite (``convext/bench/suite.json``) (batch reduced to N=1), with
 activations ``x ~ U(0, 1)`` (post-ReLU), weights, bias and output gradients
 ``~ N(0, 1)``, every element of the float32 forward, input-gradient and
 weight-gradient results satisfies::

@@ -60,7 +60,7 @@ class UnsupportedDTypeError(TypeError, ValueError):
 _MODES = ("valid", "same", "full")
 _BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
                "symm": "symm", "symmetric": "symm"}
-_NP_PAD = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
+_NP_PAD: dict[str, Any] = {"fill": "constant", "wrap": "wrap", "symm": "symmetric"}
 #: integer correlations go through the float64 GEMM paths while every partial
 #: sum is an integer of magnitude below this (so float64 holds it exactly)
 _EXACT_FLOAT64 = 2**53
@@ -233,7 +233,7 @@ def _fill_scalar(fillvalue: Any, rt: np.dtype[Any]) -> Any:
     return f.reshape(())[()]
 
 
-def _pads(mode: str, convolve: bool, R: int, S: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+def _pads(mode: str, convolve: bool, R: int, S: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """Rows/columns added before and after in1 so that 'valid' gives ``mode``.
 
     'same' is centred on the convolution (scipy): a correlation with the

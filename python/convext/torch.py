@@ -472,13 +472,16 @@ def _same_padding(kernel_size: Pair, stride: Pair, dilation: Pair) -> Pair | Non
     return (total[0] // 2, total[1] // 2)
 
 
-def _conv_padding(padding: str | IntPair, kernel_size: Pair, stride: Pair, dilation: Pair) -> Pair | None:
+def _conv_padding(
+    padding: str | IntPair, kernel_size: IntPair, stride: IntPair, dilation: IntPair
+) -> Pair | None:
     """Map a Conv2d ``padding`` (int, pair, "valid", "same") to a pair, or None if convext cannot."""
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0)
         if padding == "same":
-            return _same_padding(kernel_size, stride, dilation)
+            return _same_padding(_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
+                                 _pair(dilation, "dilation"))
         return None
     return _pair(padding, "padding")
 

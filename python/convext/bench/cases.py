@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -272,10 +273,10 @@ def correlate_cases(spec: CorrSpec, dtype: np.dtype[Any], peers: Peers) -> list[
         except (TypeError, ValueError) as exc:
             unsupported[CONVEXT] = f"{type(exc).__name__}: {exc}"
         else:
-            tasks[CONVEXT] = Task(lambda f=cx_fn: f(in1, in2, **kw))
+            tasks[CONVEXT] = Task(functools.partial(cx_fn, in1, in2, **kw))
         if peers.scipy_signal is not None:
             sp_fn = getattr(peers.scipy_signal, fname)
-            tasks["scipy"] = Task(lambda f=sp_fn: f(in1, in2, **kw))
+            tasks["scipy"] = Task(functools.partial(sp_fn, in1, in2, **kw))
         cases.append(
             Case(spec.name, "correlate2d", op, shape, spec.flops, tasks, unsupported=unsupported)
         )

@@ -66,9 +66,8 @@ def _memory_child(params: dict[str, Any]) -> dict[str, Any]:
     the forward and the backward run once each; the extra memory is the
     growth of the peak RSS minus the bytes of the returned outputs.
     """
-    spec = ConvSpec(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in params["spec"].items()}
-    )
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in params["spec"].items()}
+    spec = ConvSpec(**fields)
     dtype, peer, threads = np.dtype(params["dtype"]), params["peer"], int(params["threads"])
     arrays = rng_arrays(spec.shapes(), dtype)
     x, w, b, gy = arrays["x"], arrays["weight"], arrays["bias"], arrays["out"]
@@ -81,7 +80,8 @@ def _memory_child(params: dict[str, Any]) -> dict[str, Any]:
         gy_t = torch.from_numpy(gy)
 
         def forward() -> Any:
-            return conv(*leaves, spec.stride, spec.padding, spec.dilation, spec.groups)
+            return conv(leaves[0], leaves[1], leaves[2], spec.stride, spec.padding, spec.dilation,
+                        spec.groups)
 
         def backward(out: Any) -> Any:
             out.backward(gy_t)

@@ -282,7 +282,7 @@ class CorrSpec:
         """Build the spec of a suite row."""
         return cls(
             row["name"],
-            *(int(row[key]) for key in ("H", "W", "R", "S")),
+            int(row["H"]), int(row["W"]), int(row["R"]), int(row["S"]),
             mode=row.get("mode", "valid"),
             dtype=row.get("dtype"),
             boundary=row.get("boundary", "fill"),

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from convext._args import IntPair, pair
 from convext.jax import _ops
 from convext.jax._ops import ConvGeom, PoolGeom
 
@@ -42,7 +43,6 @@ __all__ = [
     "benchmark",
 ]
 
-IntPair = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence[int], Sequence[Sequence[int]]]
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
@@ -53,19 +53,12 @@ _FLOATS = (jnp.float32, jnp.float64)
 # ---------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------
-def _pair(op: str, name: str, v: IntPair, minimum: int) -> Pair:
-    """An int or a pair of ints, each at least ``minimum``."""
-    if isinstance(v, bool):
-        raise TypeError(f"convext.jax.{op}: {name} must be an int or a pair of ints, got {v!r}")
-    try:
-        pair = (int(v), int(v)) if isinstance(v, int) else tuple(int(e) for e in v)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise TypeError(f"convext.jax.{op}: {name} must be an int or a pair of ints, got {v!r}") from None
-    if len(pair) != 2:
-        raise ValueError(f"convext.jax.{op}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"convext.jax.{op}: {name} must be >= {minimum}, got {pair}")
-    return (pair[0], pair[1])
+def _pair(op: str, name: str, v: Any, minimum: int) -> Pair:
+    """An int or a pair of ints (``convext._args.pair``), each at least ``minimum``."""
+    p = pair(v, f"convext.jax.{op}: {name}")
+    if min(p) < minimum:
+        raise ValueError(f"convext.jax.{op}: {name} must be >= {minimum}, got {p}")
+    return p
 
 
 def _same_pads(in_hw: Pair, span: Pair, stride: Pair) -> Pads:
@@ -95,7 +88,7 @@ def _pads(op: str, padding: Padding, in_hw: Pair, span: Pair, stride: Pair) -> P
     except TypeError:
         raise TypeError(f"convext.jax.{op}: padding must be a string, an int or a sequence, got {padding!r}") from None
     if len(items) == 2 and all(isinstance(e, int) and not isinstance(e, bool) for e in items):
-        p = _pair(op, "padding", items, 0)  # type: ignore[arg-type]
+        p = _pair(op, "padding", items, 0)
         return ((p[0], p[0]), (p[1], p[1]))
     if len(items) == 2:
         lo_hi = (_pair(op, "padding[0]", items[0], 0), _pair(op, "padding[1]", items[1], 0))

@@ -7,6 +7,7 @@ flags as you want them; the numbers are ratios from one process).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from typing import Any, Callable
 
@@ -110,7 +111,7 @@ def benchmark(repeat: int = 5, layers: list[str] | None = None, print_out: bool 
         fwd = [jax.jit(lambda x, w, c=c: c(x, w, *args)) for c in (_stock_conv, _cx_conv)]
         bwd = [jax.jit(jax.grad(lambda x, w, c=c: (c(x, w, *args) ** 2).sum(), (0, 1))) for c in (_stock_conv, _cx_conv)]
         for kind, pair in (("fwd", fwd), ("bwd", bwd)):
-            ts = _time([lambda p=p: p(x, w) for p in pair], repeat)
+            ts = _time([functools.partial(p, x, w) for p in pair], repeat)
             rows.append({"name": f"{L['name']} {kind}", "stock_ms": ts[0] * 1e3, "convext_ms": ts[1] * 1e3, "speedup": ts[0] / ts[1]})
     # training step of a small CNN: conv, pool, depthwise, grouped
     params = {
@@ -124,7 +125,7 @@ def benchmark(repeat: int = 5, layers: list[str] | None = None, print_out: bool 
     y = jax.nn.one_hot(jnp.asarray(rng.integers(0, 10, 32)), 10)
     stock_pool = lambda h: lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")  # noqa: E731
     steps = [_cnn(_stock_conv, stock_pool), _cnn(_cx_conv, lambda h: cj.max_pool2d(h, 2))]
-    ts = _time([lambda s=s: s(params, x, y) for s in steps], repeat)
+    ts = _time([functools.partial(s, params, x, y) for s in steps], repeat)
     rows.append({"name": "cnn_train_step N=32 32x32", "stock_ms": ts[0] * 1e3, "convext_ms": ts[1] * 1e3, "speedup": ts[0] / ts[1]})
     if print_out:
         print("| case | stock JAX ms | convext.jax ms | stock / convext |")

@@ -264,12 +264,12 @@ def _conv_call(x: jax.Array, w: jax.Array, g: ConvGeom) -> jax.Array:
 
 def _input_grad_call(dy: jax.Array, w: jax.Array, g: ConvGeom, in_hw: Pair) -> jax.Array:
     out = _shape_dtype((dy.shape[0], w.shape[1] * g.groups) + tuple(in_hw), dy)
-    return _call(partial(_host_input_grad, g=g, in_hw=tuple(in_hw)), out, dy, w)
+    return _call(partial(_host_input_grad, g=g, in_hw=(in_hw[0], in_hw[1])), out, dy, w)
 
 
 def _weight_grad_call(dy: jax.Array, x: jax.Array, g: ConvGeom, w_rs: Pair) -> jax.Array:
     out = _shape_dtype((dy.shape[1], x.shape[1] // g.groups) + tuple(w_rs), dy)
-    return _call(partial(_host_weight_grad, g=g, w_rs=tuple(w_rs)), out, dy, x)
+    return _call(partial(_host_weight_grad, g=g, w_rs=(w_rs[0], w_rs[1])), out, dy, x)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -460,7 +460,7 @@ avg_pool.defvjp(_avg_pool_fwd, _avg_pool_bwd)
 def avg_pool_transpose(dy: jax.Array, p: PoolGeom, in_hw: Pair) -> jax.Array:
     """``A^T(dy)``: each window's share of ``dy`` spread over the window."""
     out = _shape_dtype(dy.shape[:2] + tuple(in_hw), dy)
-    return _call(partial(_host_avg_spread, p=p, in_hw=tuple(in_hw)), out, dy)
+    return _call(partial(_host_avg_spread, p=p, in_hw=(in_hw[0], in_hw[1])), out, dy)
 
 
 def _avg_pool_transpose_fwd(dy: jax.Array, p: PoolGeom, in_hw: Pair) -> tuple[jax.Array, Any]:
