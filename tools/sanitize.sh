@@ -63,8 +63,6 @@ else
 fi
 rm -f "$work/repo/python/convext/"_core*.so
 cp "$so" "$work/repo/python/convext/"
-# tests read ../shared/bench/suite.json relative to the repository root
-if [ -d "$repo/../shared" ]; then ln -s "$(cd "$repo/../shared" && pwd)" "$work/shared"; fi
 
 asan_rt="$("$cxx" -print-file-name=libasan.so)"
 ubsan_rt="$("$cxx" -print-file-name=libubsan.so)"
