@@ -14,15 +14,17 @@ from typing import Any, Sequence, Tuple, Union
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-__all__ = ["IntPair", "FloatArray", "pair", "positive_int", "float_dtype"]
+__all__ = ["IntPair", "Pair", "FloatArray", "pair", "positive_int", "float_dtype"]
 
 #: An int ``v`` (meaning ``(v, v)``), or a sequence of one or two ints.
 IntPair = Union[int, Tuple[int, int], Sequence[int]]
+#: A normalised ``(h, w)`` pair, as :func:`pair` returns it.
+Pair = Tuple[int, int]
 #: A float32 or float64 numpy array.
 FloatArray = NDArray[np.floating[Any]]
 
 
-def pair(value: IntPair, name: str) -> tuple[int, int]:
+def pair(value: IntPair, name: str) -> Pair:
     """Normalise an int or a 1-/2-sequence of ints to a 2-tuple (PyTorch's meaning).
 
     Parameters

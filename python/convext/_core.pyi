@@ -2,7 +2,6 @@
 # documented API is the convext package; arguments are checked in C++.
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
 _Array = NDArray[Any]

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 import convext as _cx
-from convext.nn import _pair
+from convext._args import IntPair, Pair
+from convext._args import pair as _pair
 
 __all__ = [
     "conv2d",
@@ -50,8 +50,6 @@ __all__ = [
     "ConversionWarning",
 ]
 
-IntPair = Union[int, Sequence[int]]
-Pair = tuple[int, int]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 

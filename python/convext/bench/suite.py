@@ -7,7 +7,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from convext import _args
+from convext._args import IntPair, Pair
 
 __all__ = [
     "BenchError",
@@ -27,7 +30,6 @@ SUITE_ENV = "CONVEXT_BENCH_SUITE"
 SECTIONS = ("conv2d", "pool", "correlate2d")
 RELU_PREFIX = "relu@"
 
-Pair = tuple[int, int]
 
 
 class BenchError(Exception):
@@ -118,21 +120,9 @@ def row_names(suite: dict[str, list[dict[str, Any]]]) -> list[str]:
     return names + [row["name"] for row in suite["correlate2d"]]
 
 
-def pair(value: int | Sequence[int]) -> Pair:
-    """``value`` as an (int, int) pair (an int is repeated).
-
-    Parameters
-    ----------
-    value : int or sequence of two ints
-
-    Returns
-    -------
-    tuple of int
-    """
-    if isinstance(value, int):
-        return (value, value)
-    first, second = value
-    return (int(first), int(second))
+def pair(value: IntPair) -> Pair:
+    """``value`` as an (int, int) pair: :func:`convext._args.pair` for a suite row."""
+    return _args.pair(value, "benchmark suite row")
 
 
 def _out_len(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:

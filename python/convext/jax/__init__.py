@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from convext._args import IntPair, pair
+from convext._args import IntPair, Pair, pair
 from convext.jax import _ops
 from convext.jax._ops import ConvGeom, PoolGeom
 
@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 Padding = Union[str, int, Sequence[int], Sequence[Sequence[int]]]
-Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
 
 _FLOATS = (jnp.float32, jnp.float64)

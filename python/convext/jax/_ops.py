@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import convext as _cx
+from convext._args import Pair
 
-Pair = Tuple[int, int]
 Pads = Tuple[Pair, Pair]
 
 __all__ = [
@@ -218,7 +218,6 @@ def _host_input_grad(dy: Any, w: Any, *, g: ConvGeom, in_hw: Pair) -> np.ndarray
     dy, w = np.asarray(dy), np.asarray(w)
     (et, eb), (el, er) = g.extra
     hw = (in_hw[0] + et + eb, in_hw[1] + el + er)
-    args = (g.stride, g.sym, g.dilation)
     c = w.shape[-3] * g.groups
     if _unmapped(w, 4):
         dyf = dy.reshape((-1,) + dy.shape[-3:])
