@@ -1,8 +1,8 @@
 // The GEMM of the shift-add paths: z (M x np) = A (M x depth) * B, where B's
 // row j is np consecutive values of a plane stack (an image's channels: row
 // j at b + j*b_stride), read in place by the indirect micro-kernel when it
-// has few rows, else copied into compact rows first (A/B: lenet's 20 rows
-// in place 15% faster; the stem's 64 rows copied 7% faster). The callers
+// has few rows, else copied into compact rows first (a few rows stay in
+// cache in place; many strided rows are faster copied). The callers
 // then add shifted rows of z into their outputs.
 #pragma once
 

@@ -1,6 +1,6 @@
-// The conv2d algorithm selectors and every threshold they use, each with the
-// measurement behind it (Zen 5, 2 threads unless said; docs/performance.md
-// has the current figures).
+// The conv2d algorithm selectors and every threshold they use, each with its
+// reason (the measurements behind them: docs/performance.md, "Design
+// measurements").
 #include "conv2d/select.hpp"
 
 #include <cstdlib>
@@ -15,10 +15,9 @@ namespace {
 // input channels run the shift-add GEMM or the direct loop instead.
 constexpr index_t kMinGemmRows = 4;
 
-// Winograd below 12x12 outputs: measured 0.3-0.75x the GEMM on 7x7 and 8x8
-// planes (few tiles: little parallelism, the filter transform not amortised),
-// even at 10x10; 1.5-2x from 14x14 up. It also needs 16 channels each way
-// for its transforms to pay off.
+// Winograd below 12x12 outputs loses to the GEMM (few tiles: little
+// parallelism, the filter transform not amortised) and wins from 14x14 up.
+// It also needs 16 channels each way for its transforms to pay off.
 constexpr index_t kWinogradMinOutputs = 12 * 12;
 constexpr index_t kWinogradMinChannels = 16;
 
@@ -47,9 +46,8 @@ bool winograd_pays(const CorrelationPlan& p) {
 // taps to fill its register tiles, stride 1, and images x groups enough for
 // its one task per image and group (a fixed count: the path, hence the
 // rounding, must not depend on the thread count): multiply, then shift and
-// add. Measured, lenet5x5's input gradient: 1 thread 95 GFLOP/s against 41
-// for the direct loop; the stem's stride phases (3 outputs, 64 inputs): no
-// faster than the direct loop, and they come one image at a time.
+// add (lenet5x5's input gradient: over twice the direct loop's speed; the
+// stem's stride phases gain nothing, and they come one image at a time).
 bool shift_add_pays(const CorrelationPlan& p) {
     return can_run(CorrAlgo::shift_add, p) && p.Cg() >= 8 && p.Kg() * p.R * p.S >= 8 &&
            p.N * p.groups >= 8;
@@ -57,8 +55,8 @@ bool shift_add_pays(const CorrelationPlan& p) {
 
 // With a stride and few input channels (the stem: 3), the phases are small
 // correlations one image at a time: the transposed form, one GEMM for every
-// tap of every phase, measured ~270 -> ~315 GFLOP/s on the stem's input
-// gradient. Enough images x groups for its one task per (image, group).
+// tap of every phase (the stem's input gradient: about 15% faster than its
+// phases). Enough images x groups for its one task per (image, group).
 bool strided_shift_add_pays(const Conv2dGeometry& g) {
     return g.Cg() < 4 && g.Kg() >= 8 && g.Cg() * g.R * g.S >= 8 && g.N * g.groups >= 8 &&
            (g.stride.h > 1 || g.stride.w > 1) && g.stride.h <= 4 && g.stride.w <= 4 &&
@@ -66,10 +64,8 @@ bool strided_shift_add_pays(const Conv2dGeometry& g) {
 }
 
 // The dot-product weight gradient serves layers with few input channels per
-// group (first layers: their few planes stay in cache while dy streams;
-// measured, 1 thread: lenet5x5 ~130 GFLOP/s, stem7x7s2 ~165, against 40 and
-// 112-130 for the GEMM; down1x1s2, 64 channels: 0.47-0.50 ms against 0.37
-// for the GEMM).
+// group (first layers: their few planes stay in cache while dy streams,
+// well ahead of the GEMM; with 64 channels, down1x1s2, the GEMM is faster).
 constexpr index_t kDotMaxChannels = 4;
 
 template <class E, std::size_t N>

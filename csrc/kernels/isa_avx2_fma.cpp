@@ -2,8 +2,8 @@
 // after the CPU was checked for both (see dispatch.cpp).
 #define CONVEXT_VBYTES 32
 #define CONVEXT_MR 6
-// weight-gradient dot tile, 9 + 3 + 1 of 16 registers (A/B, lenet5x5 and
-// stem7x7s2: 3x3 ~37% faster than 4x4, which spills)
+// weight-gradient dot tile, 9 + 3 + 1 of 16 registers (4x4 spills:
+// docs/performance.md, "Design measurements")
 #define CONVEXT_DOT_K 3
 #define CONVEXT_DOT_J 3
 #define CONVEXT_KERNEL_NS avx2_fma

@@ -2,8 +2,8 @@
 // after the CPU was checked for AVX-512F (see dispatch.cpp).
 #define CONVEXT_VBYTES 64
 #define CONVEXT_MR 8
-// weight-gradient dot tile, 16 + 4 + 1 registers (A/B, stem7x7s2: 4x4 ~170
-// GFLOP/s 1 thread, 5x5 ~160, 6x4 ~160; earlier 8x2 and 2x8 25-35% slower)
+// weight-gradient dot tile, 16 + 4 + 1 registers (the fastest of the tiles
+// tried: docs/performance.md, "Design measurements")
 #define CONVEXT_DOT_K 4
 #define CONVEXT_DOT_J 4
 #define CONVEXT_KERNEL_NS avx512f

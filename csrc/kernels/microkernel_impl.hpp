@@ -7,8 +7,8 @@
 //
 // Tile: MR rows x NR = 2 vectors. AVX2 (16 registers): 6 x 16 floats, 12
 // accumulators + 2 B vectors + 1 broadcast. AVX-512 (32 registers): 8 x 32
-// floats, 16 accumulators (measured on Zen 5, 1 thread, res3x3 layers: 8x32
-// ~185 GFLOP/s, 12x32 ~165, AVX2 6x16 ~100).
+// floats, 16 accumulators (12 x 32 was slower: docs/performance.md, "Design
+// measurements").
 #pragma once
 
 #if !defined(CONVEXT_VBYTES) || !defined(CONVEXT_MR) || !defined(CONVEXT_DOT_K) || \
@@ -405,9 +405,8 @@ void winograd_output(const T* m, index_t m_stride, T* y) {
 }  // namespace
 
 // Pack an A block into MR-row panels (see Kernel::pack_a). Compiled per ISA
-// with MR a constant, so that the row loop unrolls and vectorises: measured,
-// 2 threads, weight gradients of the stem / down1x1s2 / lenet rows ran 217 /
-// 244 / 76 GFLOP/s with a constant MR and 172 / 207 / 65 with a runtime one.
+// with MR a constant, so that the row loop unrolls and vectorises (a runtime
+// MR made the GEMM weight gradients 15-20% slower).
 template <class T>
 void pack_a(index_t m, index_t kc, const T* A, index_t rs, index_t cs, T* Ap) {
     for (index_t i0 = 0; i0 < m; i0 += kMR, Ap += kc * kMR) {
