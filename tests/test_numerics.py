@@ -39,13 +39,14 @@ Numerical Algorithms*, Thm. 3.1); rounding errors that behave like
 independent zero-mean variables grow like ``sqrt(n)*u`` instead (Higham &
 Mary, SIAM J. Sci. Comput. 41(5), 2019), which is what blocked float32
 accumulation achieves in practice (observed: at most 0.38 of the bound on
-these layers, the Winograd F(4x4, 3x3) path of the 3x3 stride-1 layers
-included).  It is ~``sqrt(n)/4`` times tighter than the worst case, so it
+these layers, with the Winograd F(4x4, 3x3) path of the 3x3 stride-1 layers,
+now opt-in, included).  It is ~``sqrt(n)/4`` times tighter than the worst case, so it
 fails on real defects: the tests below check that it rejects a result with
 one kernel tap missing and one computed from inputs rounded to bfloat16.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -419,3 +420,45 @@ def test_float32_max_pool_exact_on_suite_row(row: Dict[str, Any]) -> None:
     want, want_idx = ref.max_pool2d(x.astype(F64), return_indices=True, **p)
     np.testing.assert_array_equal(y, want.astype(F32))
     np.testing.assert_array_equal(idx, want_idx)
+
+
+# ---------------------------------------------------------------------------
+# float32 error against PyTorch's float32 error (issue 15)
+# ---------------------------------------------------------------------------
+def _accuracy_specs() -> Dict[str, Any]:
+    """Every conv row of the suite and every 3x3 stride-1 layer of the model zoo
+    (the layers Winograd may take), at batch 1."""
+    from convext.bench import ConvSpec
+    from convext.bench.zoo import zoo_layers
+
+    rows = list(CONV_ROWS.values()) + [
+        layer for layer in zoo_layers(["resnet18", "resnet50", "vgg11", "densenet121"])
+        if (layer["R"], layer["S"]) == (3, 3) and list(layer["stride"]) == [1, 1]
+        and list(layer["dilation"]) == [1, 1] and layer["groups"] == 1
+    ]
+    return {row["name"]: ConvSpec.from_row(row, batch=1) for row in rows}
+
+
+ACCURACY_SPECS = _accuracy_specs()
+
+# Known exceptions (issue 15's note): at batch 1 the input gradients of layers
+# with few input channels (the stems, lenet) and of the 7x7 DenseNet layer
+# take the direct loop / a deep GEMM tile whose long sequential sums are 2.1-2.9x
+# torch's error (at the suite's batch 8 they take the shift-add forms, 0.24-0.55x).
+_KNOWN_WORSE = {"3x3_c128_k32_7", "3x3_c3_k64_224", "lenet5x5", "stem7x7s2"}
+
+
+@pytest.mark.skipif(os.environ.get("CONVEXT_WINOGRAD") == "4x4",
+                    reason="F(4x4, 3x3) is the documented opt-out of this bound")
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=False, reason="issue 15: batch-1 input "
+                                            "gradients with long sequential sums"))
+    if n in _KNOWN_WORSE else n for n in sorted(ACCURACY_SPECS)])
+def test_float32_error_at_most_twice_pytorchs(name: str) -> None:
+    """max|err| / max|ref| of the forward pass and of the input, weight and bias
+    gradients, each at most 2x PyTorch's float32 error on the same inputs."""
+    from convext.bench import conv_accuracy, load_peers
+
+    acc = conv_accuracy(ACCURACY_SPECS[name], load_peers(skip=("scipy", "onnxruntime")))
+    worse = {k: r for k, r in acc["ratio"].items() if r > 2.0}
+    assert not worse, f"{name}: convext/torch float32 error ratios above 2: {worse} ({acc})"

@@ -20,10 +20,15 @@ import convext.nn
 from convext import reference as ref
 from convext.plan import CORR_ALGORITHMS, INPUT_GRAD_ALGORITHMS, WEIGHT_GRAD_ALGORITHMS
 
+# Whether the selectors take their default Winograd variant, F(2x2, 3x3).
+_DEFAULT_WINOGRAD = os.environ.get("CONVEXT_WINOGRAD", "") in ("", "1", "2x2")
+
 # (id, x_shape, w_shape, kwargs, expected algorithms)
 KNOWN = [
     ("res3x3_56", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1),
-     {"forward": "winograd", "input_grad": "phases[winograd]", "weight_grad": "winograd"}),
+     {"forward": "indirect_gemm", "input_grad": "phases[indirect_gemm]", "weight_grad": "gemm"}),
+    ("res3x3_28", (8, 128, 28, 28), (128, 128, 3, 3), dict(padding=1),
+     {"forward": "winograd_2x2", "input_grad": "phases[winograd_2x2]", "weight_grad": "winograd_2x2"}),
     ("stem7x7s2", (8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3),
      {"forward": "indirect_gemm", "input_grad": "strided_shift_add", "weight_grad": "dot"}),
     ("down1x1s2", (8, 64, 56, 56), (128, 64, 1, 1), dict(stride=2),
@@ -39,14 +44,15 @@ KNOWN = [
 ]
 
 
-@pytest.mark.skipif(os.environ.get("CONVEXT_WINOGRAD", "1")[:1] == "0", reason="Winograd turned off")
+@pytest.mark.skipif(not _DEFAULT_WINOGRAD, reason="CONVEXT_WINOGRAD changes the selection")
 @pytest.mark.parametrize("xs, ws, kw, want", [k[1:] for k in KNOWN], ids=[k[0] for k in KNOWN])
 def test_selected_algorithms(xs, ws, kw, want):
     assert convext.Conv2dPlan(xs, ws, **kw).algorithms == want
 
 
 def _old_rules(N, C, H, W, K, Cg, R, S, s, d, g, Ho, Wo):
-    """The if-chains the selectors replaced, transcribed independently."""
+    """The if-chains the selectors replaced, transcribed independently (with
+    the Winograd rule of issue 15: F(2x2, 3x3) from 128 channels each way)."""
     Kg = K // g
 
     def corr(N, C, K, R, S, sh, dh, Ho, Wo, cg, kg):
@@ -54,16 +60,16 @@ def _old_rules(N, C, H, W, K, Cg, R, S, s, d, g, Ho, Wo):
             if sh == (1, 1) and cg >= 8 and kg * R * S >= 8 and N * g >= 8:
                 return "shift_add"
             return "direct"
-        if (R, S) == (3, 3) and sh == (1, 1) and dh == (1, 1) and kg >= 16 and cg >= 16 \
+        if (R, S) == (3, 3) and sh == (1, 1) and dh == (1, 1) and kg >= 128 and cg >= 128 \
                 and Ho * Wo >= 144 and Ho >= 4 and Wo >= 4:
-            return "winograd"
+            return "winograd_2x2"
         return "indirect_gemm"
 
     fwd = corr(N, C, K, R, S, s, d, Ho, Wo, Cg, Kg)
     if Kg < 4:
         wg = "depthwise"
-    elif fwd == "winograd":
-        wg = "winograd"
+    elif fwd == "winograd_2x2":
+        wg = "winograd_2x2"
     else:
         wg = "dot" if Cg <= 4 else "gemm"
     strided = s != (1, 1)
@@ -77,7 +83,8 @@ def _old_rules(N, C, H, W, K, Cg, R, S, s, d, g, Ho, Wo):
 SWEEP = [
     (N, C, K, H, R, st, dl, g)
     for N in (1, 8)
-    for (C, K, g) in ((3, 64, 1), (16, 16, 1), (64, 32, 1), (32, 32, 32), (8, 2, 1), (24, 48, 3))
+    for (C, K, g) in ((3, 64, 1), (16, 16, 1), (64, 32, 1), (32, 32, 32), (8, 2, 1), (24, 48, 3),
+                      (128, 128, 1), (128, 64, 1))
     for H in (7, 16, 28)
     for R in (1, 3, 5)
     for st in (1, 2)
@@ -86,7 +93,7 @@ SWEEP = [
 ]
 
 
-@pytest.mark.skipif(os.environ.get("CONVEXT_WINOGRAD", "1")[:1] == "0", reason="Winograd turned off")
+@pytest.mark.skipif(not _DEFAULT_WINOGRAD, reason="CONVEXT_WINOGRAD changes the selection")
 @pytest.mark.parametrize("N, C, K, H, R, s, d, g", SWEEP)
 def test_selectors_match_the_rules_they_replaced(N, C, K, H, R, s, d, g):
     pad = (R - 1) * d // 2
@@ -140,7 +147,7 @@ def test_forced_forward_matches_reference(algo, xs, ws, kw):
     try:
         plan = convext.Conv2dPlan(xs, ws, dtype=np.float64, algorithms={"forward": algo}, **kw)
     except ValueError as e:
-        assert algo in ("winograd", "shift_add") and f"'{algo}' cannot run" in str(e)
+        assert algo in ("winograd_2x2", "winograd_4x4", "shift_add") and f"'{algo}' cannot run" in str(e)
         return
     assert plan.algorithms["forward"] == algo
     x, w, _ = _operands(xs, ws, plan)
@@ -169,7 +176,7 @@ def test_forced_weight_grad_matches_reference(algo, xs, ws, kw):
     try:
         plan = convext.Conv2dPlan(xs, ws, dtype=np.float64, algorithms={"weight_grad": algo}, **kw)
     except ValueError as e:
-        assert algo == "winograd" and "cannot run" in str(e)
+        assert algo.startswith("winograd") and "cannot run" in str(e)
         return
     assert plan.algorithms["weight_grad"] == algo
     x, w, gy = _operands(xs, ws, plan)
@@ -179,14 +186,15 @@ def test_forced_weight_grad_matches_reference(algo, xs, ws, kw):
 
 
 def test_winograd_refused_with_the_rule():
-    with pytest.raises(ValueError, match=r"Conv2dPlan: the forward algorithm 'winograd' cannot run .*3x3"):
-        convext.Conv2dPlan((1, 16, 8, 8), (16, 16, 5, 5), algorithms={"forward": "winograd"})
+    for algo in ("winograd_2x2", "winograd_4x4"):
+        with pytest.raises(ValueError, match=rf"Conv2dPlan: the forward algorithm '{algo}' cannot run .*3x3"):
+            convext.Conv2dPlan((1, 16, 8, 8), (16, 16, 5, 5), algorithms={"forward": algo})
 
 
 @pytest.mark.parametrize(
     "algorithms, match",
     [
-        ({"forward": "fft"}, r"unknown correlation algorithm 'fft' \(one of: shift_add, direct, winograd, indirect_gemm\)"),
+        ({"forward": "fft"}, r"unknown correlation algorithm 'fft' \(one of: shift_add, direct, winograd_2x2, winograd_4x4, indirect_gemm\)"),
         ({"backward": "gemm"}, r"unknown key 'backward'"),
         ({"input_grad": "phases[fft]"}, r"unknown correlation algorithm 'fft'"),
         ({"weight_grad": "im2col"}, r"unknown weight-gradient algorithm 'im2col'"),

@@ -2,7 +2,7 @@
 
 Inputs N(0,1), weights scaled 1/sqrt(fan-in); error = max|err| / max|ref|, the
 reference being torch's float64 result on the same inputs. Run with
-CONVEXT_WINOGRAD=0 to see the direct-GEMM path. Needs torch.
+CONVEXT_WINOGRAD=4x4 to see F(4x4, 3x3), =0 for the GEMM path. Needs torch.
 """
 from __future__ import annotations
 

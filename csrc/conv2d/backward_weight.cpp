@@ -300,7 +300,8 @@ void conv2d_backward_weight(const Conv2dPlan& plan, const T* dy, const T* x, T* 
     const Conv2dGeometry& g = plan.g;
     switch (plan.weight_grad) {
         case WeightGradAlgo::depthwise: weight_grad_direct(g, dy, x, dw); break;
-        case WeightGradAlgo::winograd: return weight_grad_winograd(g, dy, x, dw, db);  // + bias
+        case WeightGradAlgo::winograd_2x2: return weight_grad_winograd<2>(g, dy, x, dw, db);  // + bias
+        case WeightGradAlgo::winograd_4x4: return weight_grad_winograd<4>(g, dy, x, dw, db);
         case WeightGradAlgo::dot: return weight_grad_dot(g, dy, x, dw, db);          // + bias
         case WeightGradAlgo::gemm: weight_grad_gemm(g, dy, x, dw); break;
     }

@@ -204,7 +204,8 @@ void correlate_nchw(const CorrelationPlan& p, CorrAlgo algo, const T* x, const T
     switch (algo) {
         case CorrAlgo::shift_add: return correlate_shift_add(p, x, w, bias, y);
         case CorrAlgo::direct: return correlate_direct(p, x, w, bias, y);
-        case CorrAlgo::winograd: return correlate_winograd(p, x, w, bias, y);
+        case CorrAlgo::winograd_2x2: return correlate_winograd<2>(p, x, w, bias, y);
+        case CorrAlgo::winograd_4x4: return correlate_winograd<4>(p, x, w, bias, y);
         case CorrAlgo::indirect_gemm: return correlate_indirect(p, x, w, bias, y);
     }
 }

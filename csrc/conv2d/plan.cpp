@@ -35,7 +35,7 @@ Conv2dPlan make_conv2d_plan(const char* op, const Conv2dGeometry& g, std::size_t
     const char* winograd_rule = "a 3x3 filter, stride 1, no dilation and an output of 4x4 or more";
     if (force.forward)
         require_runs(op, "forward", plan.forward, can_run(plan.forward, fp), g,
-                     plan.forward == CorrAlgo::winograd ? winograd_rule : "stride 1");
+                     is_winograd(plan.forward) ? winograd_rule : "stride 1");
     if (force.weight_grad)
         require_runs(op, "weight-gradient", plan.weight_grad, can_run(plan.weight_grad, g), g,
                      winograd_rule);
@@ -45,7 +45,7 @@ Conv2dPlan make_conv2d_plan(const char* op, const Conv2dGeometry& g, std::size_t
                      "the phase split to take a correlation core");
         require_runs(op, "input-gradient core", *plan.input_core,
                      plan.input_core_runs(*plan.input_core), g,
-                     *plan.input_core == CorrAlgo::winograd
+                     is_winograd(*plan.input_core)
                          ? "stride 1 and, for every phase, a 3x3 undilated sub-filter with an "
                            "output of 4x4 or more"
                          : "stride 1 (each phase's correlation is stride 1, so it always can)");

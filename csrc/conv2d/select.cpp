@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <iterator>
+#include <string>
 
 namespace convext {
 namespace {
@@ -17,18 +18,29 @@ constexpr index_t kMinGemmRows = 4;
 
 // Winograd below 12x12 outputs loses to the GEMM (few tiles: little
 // parallelism, the filter transform not amortised) and wins from 14x14 up.
-// It also needs 16 channels each way for its transforms to pay off.
+// F(4x4) needs 16 channels each way for its transforms to pay off; F(2x2),
+// with 16 GEMMs of depth Cg per 4 outputs (F(4x4): 36 per 16), beats the
+// indirect GEMM only from 128 channels each way (at 64, the GEMMs' stores and
+// the transforms' traffic cancel its 2.25x fewer multiplications).
 constexpr index_t kWinogradMinOutputs = 12 * 12;
-constexpr index_t kWinogradMinChannels = 16;
+constexpr index_t kWinograd4x4MinChannels = 16;
+constexpr index_t kWinograd2x2MinChannels = 128;
 
-// CONVEXT_WINOGRAD=0 turns the Winograd path off (to compare, and to test the
-// indirect GEMM on the layers Winograd would take).
-bool winograd_disabled() {
-    static const bool off = [] {
+// Which Winograd variant the selectors take where Winograd pays, from
+// CONVEXT_WINOGRAD: F(2x2, 3x3) by default (float32 errors at PyTorch's
+// level); "4x4" takes F(4x4, 3x3), faster but about 20x less exact, for
+// whoever asks for it; "0" none (to compare, and to test the indirect GEMM on
+// the layers Winograd would take).
+enum class WinogradChoice { none, f2x2, f4x4 };
+
+WinogradChoice winograd_choice() {
+    static const WinogradChoice choice = [] {
         const char* v = std::getenv("CONVEXT_WINOGRAD");
-        return v && v[0] == '0';
+        if (v && v[0] == '0') return WinogradChoice::none;
+        if (v && std::string(v) == "4x4") return WinogradChoice::f4x4;
+        return WinogradChoice::f2x2;
     }();
-    return off;
+    return choice;
 }
 
 bool is_3x3_unit(const CorrelationPlan& p) {
@@ -36,10 +48,17 @@ bool is_3x3_unit(const CorrelationPlan& p) {
            p.dilation.w == 1;
 }
 
-bool winograd_pays(const CorrelationPlan& p) {
-    return !winograd_disabled() && can_run(CorrAlgo::winograd, p) &&
-           p.Kg() >= kWinogradMinChannels && p.Cg() >= kWinogradMinChannels &&
-           p.Ho * p.Wo >= kWinogradMinOutputs;
+// The Winograd variant of CONVEXT_WINOGRAD where it pays for p, else the
+// indirect GEMM.
+CorrAlgo winograd_or_gemm(const CorrelationPlan& p) {
+    const WinogradChoice choice = winograd_choice();
+    if (choice == WinogradChoice::none || !can_run(CorrAlgo::winograd_2x2, p) ||
+        p.Ho * p.Wo < kWinogradMinOutputs)
+        return CorrAlgo::indirect_gemm;
+    const bool f4 = choice == WinogradChoice::f4x4;
+    const index_t min_channels = f4 ? kWinograd4x4MinChannels : kWinograd2x2MinChannels;
+    if (p.Kg() < min_channels || p.Cg() < min_channels) return CorrAlgo::indirect_gemm;
+    return f4 ? CorrAlgo::winograd_4x4 : CorrAlgo::winograd_2x2;
 }
 
 // Few output channels but enough input channels to make a GEMM deep, enough
@@ -80,12 +99,14 @@ E parse(const char* op, const char* what, const std::string& name, const E (&all
         msg(op, ": unknown ", what, " algorithm '", name, "' (one of: ", names, ")"));
 }
 
-constexpr CorrAlgo kCorrAlgos[] = {CorrAlgo::shift_add, CorrAlgo::direct, CorrAlgo::winograd,
+constexpr CorrAlgo kCorrAlgos[] = {CorrAlgo::shift_add, CorrAlgo::direct,
+                                   CorrAlgo::winograd_2x2, CorrAlgo::winograd_4x4,
                                    CorrAlgo::indirect_gemm};
 constexpr InputGradAlgo kInputGradAlgos[] = {InputGradAlgo::phases,
                                              InputGradAlgo::strided_shift_add};
-constexpr WeightGradAlgo kWeightGradAlgos[] = {WeightGradAlgo::depthwise, WeightGradAlgo::winograd,
-                                               WeightGradAlgo::dot, WeightGradAlgo::gemm};
+constexpr WeightGradAlgo kWeightGradAlgos[] = {
+    WeightGradAlgo::depthwise, WeightGradAlgo::winograd_2x2, WeightGradAlgo::winograd_4x4,
+    WeightGradAlgo::dot, WeightGradAlgo::gemm};
 
 }  // namespace
 
@@ -93,7 +114,8 @@ const char* algo_name(CorrAlgo a) {
     switch (a) {
         case CorrAlgo::shift_add: return "shift_add";
         case CorrAlgo::direct: return "direct";
-        case CorrAlgo::winograd: return "winograd";
+        case CorrAlgo::winograd_2x2: return "winograd_2x2";
+        case CorrAlgo::winograd_4x4: return "winograd_4x4";
         case CorrAlgo::indirect_gemm: return "indirect_gemm";
     }
     return "?";
@@ -110,7 +132,8 @@ const char* algo_name(InputGradAlgo a) {
 const char* algo_name(WeightGradAlgo a) {
     switch (a) {
         case WeightGradAlgo::depthwise: return "depthwise";
-        case WeightGradAlgo::winograd: return "winograd";
+        case WeightGradAlgo::winograd_2x2: return "winograd_2x2";
+        case WeightGradAlgo::winograd_4x4: return "winograd_4x4";
         case WeightGradAlgo::dot: return "dot";
         case WeightGradAlgo::gemm: return "gemm";
     }
@@ -130,7 +153,8 @@ WeightGradAlgo parse_weight_grad_algo(const char* op, const std::string& name) {
 bool can_run(CorrAlgo a, const CorrelationPlan& p) {
     switch (a) {
         case CorrAlgo::shift_add: return p.stride.h == 1 && p.stride.w == 1;
-        case CorrAlgo::winograd: return is_3x3_unit(p) && p.Ho >= 4 && p.Wo >= 4;
+        case CorrAlgo::winograd_2x2:
+        case CorrAlgo::winograd_4x4: return is_3x3_unit(p) && p.Ho >= 4 && p.Wo >= 4;
         case CorrAlgo::direct:
         case CorrAlgo::indirect_gemm: return true;
     }
@@ -142,12 +166,12 @@ bool can_run(InputGradAlgo a, const Conv2dGeometry& g) {
 }
 
 bool can_run(WeightGradAlgo a, const Conv2dGeometry& g) {
-    return a != WeightGradAlgo::winograd || can_run(CorrAlgo::winograd, forward_plan(g));
+    return !is_winograd(a) || can_run(CorrAlgo::winograd_2x2, forward_plan(g));
 }
 
 CorrAlgo select_correlation(const CorrelationPlan& p) {
     if (p.Kg() < kMinGemmRows) return shift_add_pays(p) ? CorrAlgo::shift_add : CorrAlgo::direct;
-    return winograd_pays(p) ? CorrAlgo::winograd : CorrAlgo::indirect_gemm;
+    return winograd_or_gemm(p);
 }
 
 InputGradAlgo select_input_grad(const Conv2dGeometry& g) {
@@ -156,7 +180,11 @@ InputGradAlgo select_input_grad(const Conv2dGeometry& g) {
 
 WeightGradAlgo select_weight_grad(const Conv2dGeometry& g) {
     if (g.Kg() < kMinGemmRows) return WeightGradAlgo::depthwise;
-    if (winograd_pays(forward_plan(g))) return WeightGradAlgo::winograd;
+    switch (winograd_or_gemm(forward_plan(g))) {
+        case CorrAlgo::winograd_2x2: return WeightGradAlgo::winograd_2x2;
+        case CorrAlgo::winograd_4x4: return WeightGradAlgo::winograd_4x4;
+        default: break;
+    }
     return g.Cg() <= kDotMaxChannels ? WeightGradAlgo::dot : WeightGradAlgo::gemm;
 }
 

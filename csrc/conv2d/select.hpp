@@ -17,7 +17,8 @@ namespace convext {
 enum class CorrAlgo {
     shift_add,      // GEMM over input positions, then shifted adds (few outputs, many inputs)
     direct,         // register-blocked direct loop (few output channels per group)
-    winograd,       // Winograd F(4x4, 3x3) (3x3, stride 1, undilated)
+    winograd_2x2,   // Winograd F(2x2, 3x3) (3x3, stride 1, undilated; a direct sum's error)
+    winograd_4x4,   // Winograd F(4x4, 3x3) (faster, ~20x less exact: opt-in)
     indirect_gemm,  // GEMM reading phase planes in place (everything else)
 };
 
@@ -28,10 +29,18 @@ enum class InputGradAlgo {
 
 enum class WeightGradAlgo {
     depthwise,  // per output channel, all taps per pass (few output channels per group)
-    winograd,   // transformed x and dy tiles, one GEMM per transformed position
+    winograd_2x2,  // transformed x and dy tiles, one GEMM per transformed position
+    winograd_4x4,  // the same with F(4x4, 3x3) tiles (opt-in)
     dot,        // dot products of dy with each tap's plane (few input channels per group)
     gemm,       // dy times the gathered patches (everything else)
 };
+
+inline bool is_winograd(CorrAlgo a) {
+    return a == CorrAlgo::winograd_2x2 || a == CorrAlgo::winograd_4x4;
+}
+inline bool is_winograd(WeightGradAlgo a) {
+    return a == WeightGradAlgo::winograd_2x2 || a == WeightGradAlgo::winograd_4x4;
+}
 
 const char* algo_name(CorrAlgo a);
 const char* algo_name(InputGradAlgo a);

@@ -1,16 +1,18 @@
-// Winograd F(4x4, 3x3) for the 3x3, stride-1, undilated correlations (the
-// forward pass and the input gradient of ResNet-style layers).
+// Winograd F(m x m, 3x3) for the 3x3, stride-1, undilated correlations (the
+// forward pass and the input gradient of ResNet-style layers), m = 2 or 4.
 //
-// Each 4x4 block of outputs of one (image, output channel) is
+// Each m x m block of outputs of one (image, output channel) is
 //     Y = A^T [ sum_c (G w_kc G^T) . (B^T d_c B) ] A
-// with d_c the 6x6 input tile of channel c: 36 multiplications per tile and
-// channel pair instead of 144 (Lavin & Gray, "Fast Algorithms for
-// Convolutional Neural Networks", 2016). The sum over c is, for each of the 36
-// transformed positions xi, a GEMM U_xi (Kg x Cg) * V_xi (Cg x tiles), run on
-// the same packed micro-kernels as the other GEMM paths.
+// with d_c the (m+2) x (m+2) input tile of channel c: (m+2)^2 multiplications
+// per tile and channel pair instead of 9 m^2 (Lavin & Gray, "Fast Algorithms
+// for Convolutional Neural Networks", 2016): 2.25x fewer for F(2x2), 4x for
+// F(4x4). The sum over c is, for each transformed position xi, a GEMM
+// U_xi (Kg x Cg) * V_xi (Cg x tiles), run on the same packed micro-kernels as
+// the other GEMM paths.
 //
-// Error: the transforms scale values by up to ~10 and cancel, so the float32
-// result is a few times less exact than a direct sum (README: error bounds).
+// Error: F(2x2)'s transforms have entries 0, +-1 and +-1/2, and its float32
+// results are about as exact as a direct sum; F(4x4)'s scale values by up to
+// ~10 and cancel, which makes them about 20x less exact (README: error bounds).
 #include "conv2d/winograd.hpp"
 
 #include <algorithm>
@@ -22,29 +24,79 @@
 namespace convext {
 namespace {
 
-constexpr int kOut = 4, kIn = 6, kXi = 36;
 constexpr index_t kChannelBlock = 64;  // channels transformed per GEMM depth block
 
-// o[0..5] = G [a b c]^T, lane by lane (G from Lavin & Gray, by reciprocals).
-template <class T>
-inline void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lanes) {
-    const T q = T(1) / T(4), s = T(1) / T(6), t = T(1) / T(12), u = T(1) / T(24);
-    for (index_t l = 0; l < lanes; ++l) {
-        const T al = a[l], bl = b[l], cl = c[l];
-        o[0][l] = q * al;
-        o[1][l] = -s * (al + bl + cl);
-        o[2][l] = -s * (al - bl + cl);
-        o[3][l] = u * al + t * bl + s * cl;
-        o[4][l] = u * al - t * bl + s * cl;
-        o[5][l] = cl;
+// The filter-side transforms of F(m x m, 3x3), lane by lane, and the ISA's
+// tile transforms: G (a x 3) applied to the rows a, b, c of 3 x lanes
+// values, and G^T (3 x a) applied to a rows (the weight gradient).
+template <int M>
+struct Tile;
+
+template <>
+struct Tile<2> {
+    template <class T>
+    static const gemm::WinogradKernel<T>& kernel(const gemm::Kernel<T>& k) { return k.winograd_2x2; }
+    template <class T>
+    static void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lanes) {
+        const T h = T(0.5);
+        for (index_t l = 0; l < lanes; ++l) {
+            const T al = a[l], bl = b[l], cl = c[l];
+            o[0][l] = al;
+            o[1][l] = h * (al + bl + cl);
+            o[2][l] = h * (al - bl + cl);
+            o[3][l] = cl;
+        }
     }
-}
+    template <class T>
+    static void gt_rows(const T* const* v, T* const* o, index_t lanes) {
+        const T h = T(0.5);
+        for (index_t l = 0; l < lanes; ++l) {
+            const T s12 = v[1][l] + v[2][l];
+            o[0][l] = v[0][l] + h * s12;
+            o[1][l] = h * (v[1][l] - v[2][l]);
+            o[2][l] = h * s12 + v[3][l];
+        }
+    }
+};
+
+template <>
+struct Tile<4> {
+    template <class T>
+    static const gemm::WinogradKernel<T>& kernel(const gemm::Kernel<T>& k) { return k.winograd_4x4; }
+    // G from Lavin & Gray, by reciprocals.
+    template <class T>
+    static void g_rows(const T* a, const T* b, const T* c, T* const* o, index_t lanes) {
+        const T q = T(1) / T(4), s = T(1) / T(6), t = T(1) / T(12), u = T(1) / T(24);
+        for (index_t l = 0; l < lanes; ++l) {
+            const T al = a[l], bl = b[l], cl = c[l];
+            o[0][l] = q * al;
+            o[1][l] = -s * (al + bl + cl);
+            o[2][l] = -s * (al - bl + cl);
+            o[3][l] = u * al + t * bl + s * cl;
+            o[4][l] = u * al - t * bl + s * cl;
+            o[5][l] = cl;
+        }
+    }
+    template <class T>
+    static void gt_rows(const T* const* v, T* const* o, index_t lanes) {
+        const T q = T(1) / T(4), s6 = T(1) / T(6), s12 = T(1) / T(12), s24 = T(1) / T(24);
+        for (index_t l = 0; l < lanes; ++l) {
+            const T a12 = v[1][l] + v[2][l], d21 = v[2][l] - v[1][l];
+            const T a34 = v[3][l] + v[4][l], d34 = v[3][l] - v[4][l];
+            o[0][l] = q * v[0][l] - s6 * a12 + s24 * a34;
+            o[1][l] = s6 * d21 + s12 * d34;
+            o[2][l] = s6 * (a34 - a12) + v[5][l];
+        }
+    }
+};
 
 }  // namespace
 
-template <class T>
+template <int M, class T>
 void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
+    constexpr int kOut = M, kIn = M + 2, kXi = kIn * kIn;
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const gemm::WinogradKernel<T>& wk = Tile<M>::kernel(kern);
     const int mr = kern.gemm.mr, nt = kern.gemm.nr;  // one B panel of nt tiles per task
     const index_t Kg = p.Kg(), Cg = p.Cg();
     const index_t Kg_up = round_up(Kg, mr);
@@ -69,12 +121,12 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
         for (int j = 0; j < 3; ++j) {  // t[j] = G g[:, j]
             T* out[kIn];
             for (int i = 0; i < kIn; ++i) out[i] = t[j][i];
-            g_rows<T>(g[j], g[3 + j], g[6 + j], out, n);
+            Tile<M>::g_rows(g[j], g[3 + j], g[6 + j], out, n);
         }
         for (int i = 0; i < kIn; ++i) {  // row i of (G g) G^T
             T* out[kIn];
             for (int j = 0; j < kIn; ++j) out[j] = u[i * kIn + j];
-            g_rows<T>(t[0][i], t[1][i], t[2][i], out, n);
+            Tile<M>::g_rows(t[0][i], t[1][i], t[2][i], out, n);
         }
         index_t at[kLanes];  // where filter f0 + l goes in the panels of xi = 0
         for (index_t l = 0; l < n; ++l) {
@@ -119,7 +171,7 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
         for (index_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
             const index_t kc = std::min(kChannelBlock, Cg - c0);
             for (index_t c = 0; c < kc; ++c) {
-                // Gather the 6x6 input tiles, d[(i*6 + j)*nt + lane], zero outside x.
+                // Gather the input tiles, d[(i*kIn + j)*nt + lane], zero outside x.
                 // Lanes of one tile row form a run: copy each of its six input
                 // rows once into a zero-padded segment, then pick the tiles.
                 for (index_t l0 = 0, l1; l0 < nt; l0 = l1) {
@@ -148,7 +200,7 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
                     }
                 }
                 // V = B^T d B, lanes = tiles; V[xi] goes to panel xi at depth c.
-                kern.winograd.input(d, v + c * nt, kChannelBlock * nt);
+                wk.input(d, v + c * nt, kChannelBlock * nt);
             }
             for (int xi = 0; xi < kXi; ++xi)
                 kern.gemm.macro(Kg, nt, kc, upack.data() + (g * kXi + xi) * per_xi + Kg_up * c0,
@@ -157,8 +209,8 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
 
         // Y = A^T M A per output channel, scattered to the tiles' positions.
         for (index_t k = 0; k < Kg; ++k) {
-            T* out = e;  // (A^T M A): 4 x 4 rows of nt lanes
-            kern.winograd.output(m + k * nt, Kg * nt, out);
+            T* out = e;  // (A^T M A): kOut x kOut rows of nt lanes
+            wk.output(m + k * nt, Kg * nt, out);
             const T b = bias ? bias[g * Kg + k] : T(0);
             for (index_t l = 0; l < lanes; ++l) {
                 T* yk = y + ((tn[l] * p.K + g * Kg + k) * p.Ho) * p.Wo;
@@ -181,9 +233,11 @@ void correlate_winograd(const CorrelationPlan& p, const T* x, const T* w, const 
 // rows of the GEMM's packed panels. Row 1 of A is all ones, so element
 // xi = (1, 1) of A dY_t A^T is the sum of the tile: the bias gradient is the
 // sum of those over the tiles, read off the packed panels.
-template <class T>
+template <int M, class T>
 void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* dw, T* db) {
+    constexpr int kOut = M, kIn = M + 2, kXi = kIn * kIn;
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const gemm::WinogradKernel<T>& wk = Tile<M>::kernel(kern);
     const int mr = kern.gemm.mr, nt = kern.gemm.nr;
     const index_t Kg = g.Kg(), Cg = g.Cg();
     const index_t tiles_h = ceil_div(g.Ho, kOut), tiles_w = ceil_div(g.Wo, kOut);
@@ -239,7 +293,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     gather(x + (n * g.C + grp * Cg + cb * nt) * g.H * g.W + ih0 * g.W + iw0, g.H * g.W,
                            g.W, kIn, lanes, interior,
                            [&](int i, int j) { return row_in[i] && col_in[j]; });
-                    kern.winograd.input(d, z, nt);
+                    wk.input(d, z, nt);
                     // Lane l (channel c) goes to row c % mr of A panel c / mr, depth u.
                     index_t at[64];
                     for (index_t l = 0; l < lanes; ++l) {
@@ -257,7 +311,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
                     gather(dy + (n * g.K + grp * Kg + kb * nt) * g.Ho * g.Wo + toh * g.Wo + tow,
                            g.Ho * g.Wo, g.Wo, kOut, lanes, u < tc && oh_n == kOut && ow_n == kOut,
                            [&](int i, int j) { return u < tc && i < oh_n && j < ow_n; });
-                    kern.winograd.grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
+                    wk.grad_output(d, bp.data() + (kb * TC + u) * nt, Kg_up * TC);
                 }
             }, kXi * (Cg + Kg) * 8);
             for (index_t kb = 0; db && kb < kblocks; ++kb) {  // tile order: u, then t0
@@ -283,16 +337,7 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
         const index_t kblk = ceil_div(Kg, kLanes);
         parallel_for(Cg * kblk, [&](index_t t, int) {
             const index_t c = t / kblk, k0 = (t % kblk) * kLanes, n = std::min(kLanes, Kg - k0);
-            const T q = T(1) / T(4), s6 = T(1) / T(6), s12 = T(1) / T(12), s24 = T(1) / T(24);
-            auto gt = [&](const T* const* v, T* const* o) {  // G^T applied to 6 rows of lanes
-                for (index_t l = 0; l < n; ++l) {
-                    const T a12 = v[1][l] + v[2][l], d21 = v[2][l] - v[1][l];
-                    const T a34 = v[3][l] + v[4][l], d34 = v[3][l] - v[4][l];
-                    o[0][l] = q * v[0][l] - s6 * a12 + s24 * a34;
-                    o[1][l] = s6 * d21 + s12 * d34;
-                    o[2][l] = s6 * (a34 - a12) + v[5][l];
-                }
-            };
+            auto gt = [&](const T* const* v, T* const* o) { Tile<M>::gt_rows(v, o, n); };
             T tr[3][kIn][kLanes], out[3][3][kLanes];
             for (int j = 0; j < kIn; ++j) {  // columns: G^T along i
                 const T* v[kIn];
@@ -317,14 +362,14 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
     }
 }
 
-template void weight_grad_winograd<float>(const Conv2dGeometry&, const float*, const float*, float*,
-                                          float*);
-template void weight_grad_winograd<double>(const Conv2dGeometry&, const double*, const double*,
-                                           double*, double*);
-
-template void correlate_winograd<float>(const CorrelationPlan&, const float*, const float*,
-                                        const float*, float*);
-template void correlate_winograd<double>(const CorrelationPlan&, const double*, const double*,
-                                         const double*, double*);
+#define CONVEXT_INSTANTIATE(M, T)                                                              \
+    template void correlate_winograd<M, T>(const CorrelationPlan&, const T*, const T*, const T*, \
+                                           T*);                                                  \
+    template void weight_grad_winograd<M, T>(const Conv2dGeometry&, const T*, const T*, T*, T*);
+CONVEXT_INSTANTIATE(2, float)
+CONVEXT_INSTANTIATE(2, double)
+CONVEXT_INSTANTIATE(4, float)
+CONVEXT_INSTANTIATE(4, double)
+#undef CONVEXT_INSTANTIATE
 
 }  // namespace convext

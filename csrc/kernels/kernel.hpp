@@ -72,14 +72,16 @@ struct DotKernel {
     void (*tile)(index_t n, const T* const* dy, const T* const* x, T* acc) = nullptr;
 };
 
-// Winograd F(4x4, 3x3) transforms of one panel of nr tiles (lanes).
+// Winograd F(m x m, 3x3) transforms of one panel of nr tiles (lanes): input
+// tiles of a = m + 2 rows and columns, a*a transformed positions xi, output
+// tiles m x m (one instance for m = 2, one for m = 4).
 template <class T>
 struct WinogradKernel {
-    // v[xi*v_stride + l] = (B^T d_l B)[xi] for 6x6 input tiles d[(i*6 + j)*nr + l].
+    // v[xi*v_stride + l] = (B^T d_l B)[xi] for a x a input tiles d[(i*a + j)*nr + l].
     void (*input)(const T* d, T* v, index_t v_stride) = nullptr;
-    // y[(i*4 + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].
+    // y[(i*m + j)*nr + l] = (A^T m_l A)[i][j] for m[xi*m_stride + l].
     void (*output)(const T* m, index_t m_stride, T* y) = nullptr;
-    // z[xi*z_stride + l] = (A g_l A^T)[xi] for 4x4 tiles g[(i*4 + j)*nr + l].
+    // z[xi*z_stride + l] = (A g_l A^T)[xi] for m x m tiles g[(i*m + j)*nr + l].
     void (*grad_output)(const T* g, T* z, index_t z_stride) = nullptr;
 };
 
@@ -121,7 +123,7 @@ struct Kernel {
     GemmKernel<T> gemm;
     DirectKernel<T> direct;
     DotKernel<T> dot;
-    WinogradKernel<T> winograd;
+    WinogradKernel<T> winograd_2x2, winograd_4x4;  // F(2x2, 3x3), F(4x4, 3x3)
     PoolKernel<T> pool;
     VectorKernel<T> vec;
 };

@@ -343,7 +343,23 @@ void dot_taps(index_t rows, index_t wq, index_t R, index_t S, const T* const* dy
     }
 }
 
-// ---- Winograd F(4x4, 3x3) transforms, on one panel of NR tiles (lanes) ----
+// ---- Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms, on one panel of NR tiles (lanes) ----
+
+// (B^T x)[0..3] for four vectors: F(2x2, 3x3), entries 0 and +-1 only.
+template <class V>
+inline void bt4(const V* x, V* o) {
+    o[0] = x[0] - x[2];
+    o[1] = x[1] + x[2];
+    o[2] = x[2] - x[1];
+    o[3] = x[1] - x[3];
+}
+
+// (A^T x)[0..1] for four vectors.
+template <class V>
+inline void at4(const V* x, V* o) {
+    o[0] = x[0] + x[1] + x[2];
+    o[1] = x[1] - x[2] - x[3];
+}
 
 // (B^T x)[0..5] for six vectors.
 template <class V>
@@ -390,16 +406,24 @@ inline void transform_tile(const T* src, index_t src_stride, T* dst, index_t dst
     }
 }
 
-// v[xi * v_stride + lane] = (B^T d B)[xi] with d[(i*6 + j) * NR + lane].
+// v[xi * v_stride + lane] = (B^T d B)[xi] with d[(i*a + j) * NR + lane] (a = 6, 4).
 template <class T>
-void winograd_input(const T* d, T* v, index_t v_stride) {
+void winograd_input_4x4(const T* d, T* v, index_t v_stride) {
     transform_tile<6, 6>(d, kNR<T>, v, v_stride, [](const auto* x, auto* o) { bt6(x, o); });
 }
-
-// y[(i*4 + j) * NR + lane] = (A^T m A)[i][j] with m[xi * m_stride + lane].
 template <class T>
-void winograd_output(const T* m, index_t m_stride, T* y) {
+void winograd_input_2x2(const T* d, T* v, index_t v_stride) {
+    transform_tile<4, 4>(d, kNR<T>, v, v_stride, [](const auto* x, auto* o) { bt4(x, o); });
+}
+
+// y[(i*m + j) * NR + lane] = (A^T m A)[i][j] with m[xi * m_stride + lane] (m = 4, 2).
+template <class T>
+void winograd_output_4x4(const T* m, index_t m_stride, T* y) {
     transform_tile<6, 4>(m, m_stride, y, kNR<T>, [](const auto* x, auto* o) { at6(x, o); });
+}
+template <class T>
+void winograd_output_2x2(const T* m, index_t m_stride, T* y) {
+    transform_tile<4, 2>(m, m_stride, y, kNR<T>, [](const auto* x, auto* o) { at4(x, o); });
 }
 
 }  // namespace
@@ -488,11 +512,24 @@ inline void a6(const V* y, V* o) {
     o[5] = y[3];
 }
 
-// z[xi * z_stride + lane] = (A g A^T)[xi] for 4x4 output-gradient tiles
-// g[(i*4 + j) * NR + lane]: the adjoint of winograd_output (weight gradient).
+// (A y)[0..3] for two vectors (F(2x2, 3x3)).
+template <class V>
+inline void a4(const V* y, V* o) {
+    o[0] = y[0];
+    o[1] = y[0] + y[1];
+    o[2] = y[0] - y[1];
+    o[3] = -y[1];
+}
+
+// z[xi * z_stride + lane] = (A g A^T)[xi] for m x m output-gradient tiles
+// g[(i*m + j) * NR + lane]: the adjoint of winograd_output (weight gradient).
 template <class T>
-void winograd_grad_output(const T* g, T* z, index_t z_stride) {
+void winograd_grad_output_4x4(const T* g, T* z, index_t z_stride) {
     transform_tile<4, 6>(g, kNR<T>, z, z_stride, [](const auto* y, auto* o) { a6(y, o); });
+}
+template <class T>
+void winograd_grad_output_2x2(const T* g, T* z, index_t z_stride) {
+    transform_tile<2, 4>(g, kNR<T>, z, z_stride, [](const auto* y, auto* o) { a4(y, o); });
 }
 
 // dst[q] = src[2*q], q < n: the patch gather of stride-2 layers (the
@@ -649,9 +686,12 @@ Kernel<T> make_kernel(const char* name) {
     k.dot.k = CONVEXT_DOT_K;
     k.dot.j = CONVEXT_DOT_J;
     k.dot.tile = dot_tile<T>;
-    k.winograd.input = winograd_input<T>;
-    k.winograd.output = winograd_output<T>;
-    k.winograd.grad_output = winograd_grad_output<T>;
+    k.winograd_2x2.input = winograd_input_2x2<T>;
+    k.winograd_2x2.output = winograd_output_2x2<T>;
+    k.winograd_2x2.grad_output = winograd_grad_output_2x2<T>;
+    k.winograd_4x4.input = winograd_input_4x4<T>;
+    k.winograd_4x4.output = winograd_output_4x4<T>;
+    k.winograd_4x4.grad_output = winograd_grad_output_4x4<T>;
     k.pool.max_row = max_pool_row<T>;
     k.vec.copy_stride2 = copy_stride2<T>;
     k.vec.interleave2 = interleave2<T>;
