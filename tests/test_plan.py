@@ -266,3 +266,41 @@ def test_nn_conv2d_reuses_one_plan_per_shape():
     layer(np.ones((1, 3, 5, 5), np.float32))
     assert len(layer._plans) == 2
 
+
+
+@pytest.mark.parametrize("algo", ["winograd_2x2", "winograd_4x4"])
+def test_winograd_takes_the_gemm_for_non_finite_or_huge_operands(algo):
+    # issue 13 item 5: Winograd's transforms add before they multiply, so one
+    # Inf would become inf - inf = NaN over whole tiles, and values near the
+    # top of the float32 range would overflow; such calls take the GEMM path.
+    rng = np.random.default_rng(0)
+    xs, ws = (1, 16, 16, 16), (16, 16, 3, 3)
+    plan = convext.Conv2dPlan(xs, ws, padding=1,
+                              algorithms={"forward": algo, "input_grad": f"phases[{algo}]", "weight_grad": algo})
+    w = rng.standard_normal(ws).astype(np.float32)
+    x = rng.standard_normal(xs).astype(np.float32)
+    x[0, 3, 5, 5] = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    got = plan.forward(x, w)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    assert np.isinf(got).sum() == 144  # 9 positions reached by the Inf, in 16 output channels
+
+    gy = rng.standard_normal(plan.output_shape).astype(np.float32)
+    gy[0, 2, 3, 3] = -np.inf
+    x = rng.standard_normal(xs).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        gx, gw, _ = plan.backward(gy, x, w)
+        gx_want = ref.conv2d_input_grad(gy.astype(np.float64), w.astype(np.float64), xs, padding=1)
+        gw_want = ref.conv2d_weight_grad(gy.astype(np.float64), x.astype(np.float64), ws, padding=1)
+    np.testing.assert_array_equal(np.isfinite(gx), np.isfinite(gx_want))
+    np.testing.assert_array_equal(np.isfinite(gw), np.isfinite(gw_want))
+
+    big = (rng.standard_normal(xs) * 3e36).astype(np.float32)  # |y| stays below float32's max
+    small_w = (w * 0.1).astype(np.float32)
+    y = plan.forward(big, small_w)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, ref.conv2d(big.astype(np.float64), small_w.astype(np.float64), padding=1),
+                               rtol=1e-4, atol=1e-5 * float(np.abs(y).max()))

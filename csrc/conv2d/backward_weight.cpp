@@ -298,7 +298,11 @@ void weight_grad_gemm(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
 template <class T>
 void conv2d_backward_weight(const Conv2dPlan& plan, const T* dy, const T* x, T* dw, T* db) {
     const Conv2dGeometry& g = plan.g;
-    switch (plan.weight_grad) {
+    WeightGradAlgo algo = plan.weight_grad;
+    if (is_winograd(algo) &&
+        !winograd_safe(x, g.N * g.C * g.H * g.W, dy, g.N * g.K * g.Ho * g.Wo, g.N * g.Ho * g.Wo))
+        algo = WeightGradAlgo::gemm;  // non-finite or huge operands (winograd_safe)
+    switch (algo) {
         case WeightGradAlgo::depthwise: weight_grad_direct(g, dy, x, dw); break;
         case WeightGradAlgo::winograd_2x2: return weight_grad_winograd<2>(g, dy, x, dw, db);  // + bias
         case WeightGradAlgo::winograd_4x4: return weight_grad_winograd<4>(g, dy, x, dw, db);

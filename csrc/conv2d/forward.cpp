@@ -201,6 +201,9 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
 template <class T>
 void correlate_nchw(const CorrelationPlan& p, CorrAlgo algo, const T* x, const T* w, const T* bias,
                     T* y) {
+    if (is_winograd(algo) &&
+        !winograd_safe(x, p.N * p.C * p.H * p.W, w, p.K * p.Cg() * 9, p.Cg() * 9))
+        algo = CorrAlgo::indirect_gemm;  // non-finite or huge operands (winograd_safe)
     switch (algo) {
         case CorrAlgo::shift_add: return correlate_shift_add(p, x, w, bias, y);
         case CorrAlgo::direct: return correlate_direct(p, x, w, bias, y);

@@ -16,7 +16,10 @@
 #include "conv2d/winograd.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <vector>
 
 #include "kernels/kernel.hpp"
 #include "core/parallel.hpp"
@@ -362,10 +365,45 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
     }
 }
 
+namespace {
+
+// max |p[i]|, or +inf if some value is not finite (NaN included).
+template <class T>
+T max_abs(const T* p, index_t n) {
+    constexpr index_t kChunk = index_t(1) << 16;
+    const index_t chunks = ceil_div(n, kChunk);
+    std::vector<T> part(std::max<index_t>(chunks, 1), T(0));
+    parallel_for(chunks, [&](index_t c, int) {
+        const index_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
+        T m = T(0);
+        bool finite = true;
+        for (index_t i = i0; i < i1; ++i) {
+            const T v = std::fabs(p[i]);
+            finite &= v <= std::numeric_limits<T>::max();  // false for Inf and NaN
+            m = v > m ? v : m;
+        }
+        part[c] = finite ? m : std::numeric_limits<T>::infinity();
+    }, kChunk);
+    return *std::max_element(part.begin(), part.end());
+}
+
+}  // namespace
+
+template <class T>
+bool winograd_safe(const T* a, index_t na, const T* b, index_t nb, index_t terms) {
+    constexpr T kGrowth = T(1e5);  // above the transforms' largest scaling
+    const T ma = max_abs(a, na), mb = max_abs(b, nb), big = std::numeric_limits<T>::max();
+    if (ma > big || mb > big) return false;
+    if (ma == T(0) || mb == T(0)) return true;
+    return ma <= big / kGrowth / T(std::max<index_t>(terms, 1)) / mb;
+}
+
 #define CONVEXT_INSTANTIATE(M, T)                                                              \
     template void correlate_winograd<M, T>(const CorrelationPlan&, const T*, const T*, const T*, \
                                            T*);                                                  \
     template void weight_grad_winograd<M, T>(const Conv2dGeometry&, const T*, const T*, T*, T*);
+template bool winograd_safe<float>(const float*, index_t, const float*, index_t, index_t);
+template bool winograd_safe<double>(const double*, index_t, const double*, index_t, index_t);
 CONVEXT_INSTANTIATE(2, float)
 CONVEXT_INSTANTIATE(2, double)
 CONVEXT_INSTANTIATE(4, float)
