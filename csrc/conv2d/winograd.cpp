@@ -373,16 +373,10 @@ T max_abs(const T* p, index_t n) {
     constexpr index_t kChunk = index_t(1) << 16;
     const index_t chunks = ceil_div(n, kChunk);
     std::vector<T> part(std::max<index_t>(chunks, 1), T(0));
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
     parallel_for(chunks, [&](index_t c, int) {
-        const index_t i0 = c * kChunk, i1 = std::min(n, i0 + kChunk);
-        T m = T(0);
-        bool finite = true;
-        for (index_t i = i0; i < i1; ++i) {
-            const T v = std::fabs(p[i]);
-            finite &= v <= std::numeric_limits<T>::max();  // false for Inf and NaN
-            m = v > m ? v : m;
-        }
-        part[c] = finite ? m : std::numeric_limits<T>::infinity();
+        const index_t i0 = c * kChunk;
+        part[c] = kern.vec.max_abs(std::min(kChunk, n - i0), p + i0);
     }, kChunk);
     return *std::max_element(part.begin(), part.end());
 }

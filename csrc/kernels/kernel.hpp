@@ -112,6 +112,8 @@ struct VectorKernel {
     // out[o] = the sum of the lanes of vector o, v[o*L + l] (l < L), o < count;
     // out may be v.
     void (*lane_sums)(index_t count, const T* v, T* out) = nullptr;
+    // max |src[q]| over q < n; +inf if some value is Inf or NaN.
+    T (*max_abs)(index_t n, const T* src) = nullptr;
 };
 
 // Every kernel family of one ISA and dtype.

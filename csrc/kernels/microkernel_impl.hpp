@@ -552,6 +552,30 @@ void add_to(index_t n, const T* __restrict src, T* __restrict dst) {
     for (index_t q = 0; q < n; ++q) dst[q] += src[q];
 }
 
+// max |src[q]| over q < n, or +inf if some value is Inf or NaN (a * 0 stays
+// 0 for every finite a). Vector types: strict IEEE semantics would keep the
+// compiler from vectorising these reductions itself.
+template <class T>
+T max_abs(index_t n, const T* src) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>;
+    V m = {}, z = {};
+    index_t q = 0;
+    for (; q + L <= n; q += L) {
+        const V a = vload(src + q);
+        const V v = a < T(0) ? -a : a;
+        m = v > m ? v : m;
+        z += a * T(0);
+    }
+    T mm = T(0), zz = T(0);
+    for (int l = 0; l < L; ++l) mm = m[l] > mm ? m[l] : mm, zz += z[l];
+    for (; q < n; ++q) {
+        const T v = src[q] < T(0) ? -src[q] : src[q];
+        mm = v > mm ? v : mm, zz += src[q] * T(0);
+    }
+    return zz == T(0) ? mm : T(__builtin_inf());
+}
+
 // dst[q] = src[q] + b, q < n; dst may be src.
 template <class T>
 void add_scalar(index_t n, const T* src, T b, T* dst) {
@@ -699,6 +723,7 @@ Kernel<T> make_kernel(const char* name) {
     k.vec.add_scalar = add_scalar<T>;
     k.vec.lane_add = lane_add<T>;
     k.vec.lane_sums = lane_sums<T>;
+    k.vec.max_abs = max_abs<T>;
     return k;
 }
 
