@@ -27,7 +27,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
-# The rows the suite started from (../shared/bench/suite.json), by name: the
+# The rows the suite started from (the team-wide layer suite this project copied), by name: the
 # package's copy must keep every one of them.
 ORIGINAL_ROWS = {
     "conv2d": ["lenet5x5", "res3x3_56", "res3x3_28", "res3x3_14", "stem7x7s2", "down1x1s2", "dw3x3_56"],
@@ -168,7 +168,7 @@ def test_missing_peers_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_runs_from_an_installed_package_in_any_directory(tmp_path: Path) -> None:
-    # The suite is package data: found with no checkout (or ../shared) near the cwd.
+    # The suite is package data: found with no checkout (or the team-wide suite) near the cwd.
     proc = subprocess.run(
         [sys.executable, "-m", "convext", "bench", *_quick_args("--rows", "img256_k5", "--skip", "torch")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
