@@ -14,6 +14,7 @@
 // rot180(w), padding dh*(R-1) - ph.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "conv2d/plan.hpp"
 #include "conv2d/patches.hpp"
 #include "core/parallel.hpp"
+#include "core/scan.hpp"
 #include "conv2d/rows_gemm.hpp"
 
 namespace convext {
@@ -135,9 +137,7 @@ namespace {
 // the gradient).
 template <class T>
 bool all_finite(const T* p, index_t n) {
-    bool ok = true;
-    for (index_t i = 0; i < n; ++i) ok &= std::isfinite(p[i]);
-    return ok;
+    return max_abs(p, n) <= std::numeric_limits<T>::max();
 }
 
 template <class T>

@@ -16,13 +16,12 @@
 #include "conv2d/winograd.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <vector>
 
 #include "kernels/kernel.hpp"
 #include "core/parallel.hpp"
+#include "core/scan.hpp"
 
 namespace convext {
 namespace {
@@ -364,24 +363,6 @@ void weight_grad_winograd(const Conv2dGeometry& g, const T* dy, const T* x, T* d
         }, kLanes * 200);
     }
 }
-
-namespace {
-
-// max |p[i]|, or +inf if some value is not finite (NaN included).
-template <class T>
-T max_abs(const T* p, index_t n) {
-    constexpr index_t kChunk = index_t(1) << 16;
-    const index_t chunks = ceil_div(n, kChunk);
-    std::vector<T> part(std::max<index_t>(chunks, 1), T(0));
-    const gemm::Kernel<T>& kern = gemm::kernel<T>();
-    parallel_for(chunks, [&](index_t c, int) {
-        const index_t i0 = c * kChunk;
-        part[c] = kern.vec.max_abs(std::min(kChunk, n - i0), p + i0);
-    }, kChunk);
-    return *std::max_element(part.begin(), part.end());
-}
-
-}  // namespace
 
 template <class T>
 bool winograd_safe(const T* a, index_t na, const T* b, index_t nb, index_t terms) {
