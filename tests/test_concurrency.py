@@ -361,3 +361,30 @@ def test_results_bitwise_equal_for_1_2_3_threads(op: str) -> None:
     assert same_bits(outs[0], outs[2]), f"{op}: 1 and 3 threads differ"
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert same_bits(call(), outs[0]), f"{op}: threadpool_limits(1) differs"
+
+
+def test_threadpool_limits_equal_to_the_default_is_the_documented_exception() -> None:
+    """issue 13 item 11, as the README states it: in a fresh thread, a limit
+    other than the starting OpenMP count wins over set_num_threads; a limit
+    equal to it cannot be told from none, and set_num_threads' count applies."""
+    default = convext.get_num_threads()
+    seen: Dict[str, int] = {}
+
+    def worker() -> None:
+        start = threadpoolctl.threadpool_info()
+        icv = next(p["num_threads"] for p in start if p["user_api"] == "openmp")
+        other = icv + 1
+        with threadpoolctl.threadpool_limits(limits=other, user_api="openmp"):
+            seen["other"], seen["other_limit"] = convext.get_num_threads(), other
+        with threadpoolctl.threadpool_limits(limits=icv, user_api="openmp"):
+            seen["same"] = convext.get_num_threads()
+
+    convext.set_num_threads(1)
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(timeout=60)
+    finally:
+        convext.set_num_threads(default)
+    assert seen["other"] == seen["other_limit"]
+    assert seen["same"] == 1  # the process-wide count, not the limit

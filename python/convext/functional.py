@@ -745,7 +745,10 @@ def set_num_threads(n: int) -> None:
     -----
     The default follows ``OMP_NUM_THREADS``, else all cores. Inside
     ``threadpoolctl.threadpool_limits(k)`` (which sets the calling thread's
-    OpenMP limit) convext uses ``k`` threads for calls from that thread.
+    OpenMP limit) convext uses ``k`` threads for calls from that thread,
+    except where ``k`` equals the thread's starting OpenMP count and the
+    thread never called ``set_num_threads``: that limit cannot be told from
+    none, and this process-wide count applies.
     """
     _core.set_num_threads(n)
 
