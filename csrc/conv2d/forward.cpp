@@ -16,6 +16,11 @@ namespace {
 
 // Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
+// Products per running sum of the direct loop: the float32 error of one
+// running sum grows with its length (a stem's input gradient sums 1024
+// products per output), so the loop sums blocks of channels of about this
+// many products each and adds the block sums in order, as a blocked GEMM does.
+constexpr index_t kDirectSumTerms = 64;
 
 // Indirect GEMM: per (image, group, band of output rows), fill the band's
 // phase planes (PhasePlanes) and let the micro-kernel read the column
@@ -162,7 +167,10 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
     const index_t tap_r = whole_rows ? dh * cols.len : cols.len;
     const index_t row_blocks = ceil_div(p.Ho, kDirectRows);
     const index_t tasks = p.N * p.groups * row_blocks;
-    const index_t per_thread = checked_mul(Cg, checked_mul(prows, cols.len, "conv2d"), "conv2d");
+    const index_t cblock = std::max<index_t>(1, kDirectSumTerms / (p.R * p.S));
+    const index_t sums_size = 4 * kDirectRows * p.Wo;  // a later block's sums, added to y
+    const index_t patch_size = checked_mul(Cg, checked_mul(prows, cols.len, "conv2d"), "conv2d");
+    const index_t per_thread = checked_add(patch_size, sums_size, "conv2d");
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, "conv2d"), "input patch");
 
     parallel_for(tasks, [&](index_t t, int tid) {
@@ -184,14 +192,23 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
                         fill((oh0 + i) * sh + r * dh - p.pad.h, pc + (i * p.R + r) * cols.len);
             }
         }
-        const index_t CRS = Cg * p.R * p.S;
+        const index_t RS = p.R * p.S, CRS = Cg * RS, rows = oh1 - oh0, c_stride = prows * cols.len;
+        T* sums = patch + patch_size;
         for (index_t k = grp * Kg; k < (grp + 1) * Kg; k += 4) {
             const index_t kb = std::min<index_t>(4, (grp + 1) * Kg - k);
             T init[4] = {};
             for (index_t j = 0; bias && j < kb; ++j) init[j] = bias[k + j];
-            kern.direct.corr_rows(p.Wo, oh1 - oh0, kb, Cg, p.R, p.S, w + k * CRS, CRS, patch, row_step,
-                           prows * cols.len, tap_r, cols.tap, init,
-                           y + ((n * p.K + k) * p.Ho + oh0) * p.Wo, P);
+            T* yk = y + ((n * p.K + k) * p.Ho + oh0) * p.Wo;
+            for (index_t c0 = 0; c0 < Cg; c0 += cblock) {
+                const index_t cb = std::min(cblock, Cg - c0);
+                const T zeros[4] = {};
+                kern.direct.corr_rows(p.Wo, rows, kb, cb, p.R, p.S, w + k * CRS + c0 * RS, CRS,
+                                      patch + c0 * c_stride, row_step, c_stride, tap_r, cols.tap,
+                                      c0 == 0 ? init : zeros, c0 == 0 ? yk : sums,
+                                      c0 == 0 ? P : rows * p.Wo);
+                for (index_t j = 0; c0 > 0 && j < kb; ++j)
+                    kern.vec.add_to(rows * p.Wo, sums + j * rows * p.Wo, yk + j * P);
+            }
         }
     }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
