@@ -7,9 +7,11 @@ Winograd), direct, weight-gradient and pooling paths, float32 and float64.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +71,36 @@ def test_kernel_set_matches_reference(isa: str) -> None:
 
 def test_generic_kernels_are_always_available() -> None:
     assert "generic" in ISAS
+
+
+# --------------------------------------------------------------------------- ISA objects
+#: the object files of the kernel instances this checkout's build made (pip's
+#: build-dir is build/{wheel_tag}); absent when the package came from elsewhere
+BUILD = Path(__file__).resolve().parents[1] / "build"
+ISA_OBJECTS = sorted(BUILD.glob("**/csrc/kernels/isa_*.cpp.o"))
+
+
+@pytest.mark.skipif(not ISA_OBJECTS or shutil.which("nm") is None,
+                    reason="no build tree of this checkout (or no nm) to inspect")
+@pytest.mark.parametrize("obj", ISA_OBJECTS, ids=lambda p: f"{p.relative_to(BUILD).parts[0]}/{p.name}")
+def test_isa_objects_run_nothing_at_load_and_share_no_symbols(obj: Path) -> None:
+    """An ISA file is compiled with its -m flags, so none of its code may run
+    before dispatch.cpp has checked the CPU, and the linker must never pick one
+    of its copies of an inline function for the rest of the engine.
+
+    So the object has no dynamic initializer (the kernel tables are constexpr:
+    a load-time initializer with zmm stores once crashed ``import convext`` on
+    AVX2-only CPUs), and every symbol it defines is its own: in its namespace
+    ``convext::gemm::<isa>``, or one of its two tables.
+    """
+    isa = obj.name[len("isa_"):-len(".cpp.o")]
+    out = subprocess.run(["nm", "--defined-only", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    defined = [line.split()[-2:] for line in out.splitlines() if len(line.split()) >= 2]
+    initializers = [name for _, name in defined if "_GLOBAL__sub_I" in name]
+    assert not initializers, f"{obj.name} runs code at load: {initializers}"
+    own_namespace = f"_ZN7convext4gemm{len(isa)}{isa}"  # convext::gemm::<isa>::...
+    foreign = [f"{kind} {name}" for kind, name in defined
+               if kind.isupper() and not name.startswith(own_namespace)
+               and not (name.startswith("_ZN7convext4gemm") and name.endswith(f"__{isa}E"))]
+    assert not foreign, f"{obj.name} defines symbols outside convext::gemm::{isa}: {foreign[:10]}"

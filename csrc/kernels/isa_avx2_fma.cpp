@@ -12,6 +12,6 @@
 namespace convext::gemm {
 extern const Kernel<float> sgemm_6x16__avx2_fma;
 extern const Kernel<double> dgemm_6x8__avx2_fma;
-const Kernel<float> sgemm_6x16__avx2_fma = avx2_fma::make_kernel<float>("sgemm_6x16__avx2_fma");
-const Kernel<double> dgemm_6x8__avx2_fma = avx2_fma::make_kernel<double>("dgemm_6x8__avx2_fma");
+constexpr Kernel<float> sgemm_6x16__avx2_fma = avx2_fma::make_kernel<float>("sgemm_6x16__avx2_fma");
+constexpr Kernel<double> dgemm_6x8__avx2_fma = avx2_fma::make_kernel<double>("dgemm_6x8__avx2_fma");
 }  // namespace convext::gemm

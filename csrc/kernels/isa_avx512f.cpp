@@ -12,6 +12,6 @@
 namespace convext::gemm {
 extern const Kernel<float> sgemm_8x32__avx512f;
 extern const Kernel<double> dgemm_8x16__avx512f;
-const Kernel<float> sgemm_8x32__avx512f = avx512f::make_kernel<float>("sgemm_8x32__avx512f");
-const Kernel<double> dgemm_8x16__avx512f = avx512f::make_kernel<double>("dgemm_8x16__avx512f");
+constexpr Kernel<float> sgemm_8x32__avx512f = avx512f::make_kernel<float>("sgemm_8x32__avx512f");
+constexpr Kernel<double> dgemm_8x16__avx512f = avx512f::make_kernel<double>("dgemm_8x16__avx512f");
 }  // namespace convext::gemm

@@ -11,6 +11,6 @@
 namespace convext::gemm {
 extern const Kernel<float> sgemm_6x8__generic;
 extern const Kernel<double> dgemm_6x4__generic;
-const Kernel<float> sgemm_6x8__generic = generic::make_kernel<float>("sgemm_6x8__generic");
-const Kernel<double> dgemm_6x4__generic = generic::make_kernel<double>("dgemm_6x4__generic");
+constexpr Kernel<float> sgemm_6x8__generic = generic::make_kernel<float>("sgemm_6x8__generic");
+constexpr Kernel<double> dgemm_6x4__generic = generic::make_kernel<double>("dgemm_6x4__generic");
 }  // namespace convext::gemm

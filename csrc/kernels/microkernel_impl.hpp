@@ -694,8 +694,12 @@ void lane_sums(index_t count, const T* v, T* out) {
 }
 
 // This ISA's entry of the kernel list (dispatch.cpp), named by the caller.
+// constexpr, and the tables are constexpr: they are built by the compiler, so
+// no code of an ISA file runs when the module loads, before dispatch.cpp has
+// checked the CPU (a dynamic initializer compiled with -mavx512f used zmm
+// registers and crashed the import on AVX2-only CPUs).
 template <class T>
-Kernel<T> make_kernel(const char* name) {
+constexpr Kernel<T> make_kernel(const char* name) {
     Kernel<T> k;
     k.name = name;
     k.lanes = kLanes<T>;
