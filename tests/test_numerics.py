@@ -441,18 +441,9 @@ def _accuracy_specs() -> Dict[str, Any]:
 
 ACCURACY_SPECS = _accuracy_specs()
 
-# Known exception (issue 15's note): the batch-1 input gradient of DenseNet's
-# 7x7 layer runs one GEMM tile over 288 products per output, a running sum
-# 2.9x torch's error.
-_KNOWN_WORSE = {"3x3_c128_k32_7"}
-
-
 @pytest.mark.skipif(os.environ.get("CONVEXT_WINOGRAD") == "4x4",
                     reason="F(4x4, 3x3) is the documented opt-out of this bound")
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=False, reason="issue 15: batch-1 input "
-                                            "gradients with long sequential sums"))
-    if n in _KNOWN_WORSE else n for n in sorted(ACCURACY_SPECS)])
+@pytest.mark.parametrize("name", sorted(ACCURACY_SPECS))
 def test_float32_error_at_most_twice_pytorchs(name: str) -> None:
     """max|err| / max|ref| of the forward pass and of the input, weight and bias
     gradients, each at most 2x PyTorch's float32 error on the same inputs."""

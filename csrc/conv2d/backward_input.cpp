@@ -83,6 +83,11 @@ CorrelationPlan phase_plan(const Conv2dGeometry& g, const InputPhase& ph, index_
     p.dilation = {ph.th.dilation, ph.tw.dilation};
     p.pad = {ph.th.pad, ph.tw.pad};
     p.Ho = ph.th.out, p.Wo = ph.tw.out;
+    // Sums of 64 products: with the default 256 the input gradients of
+    // ResNet's 64-channel 3x3 layers were 2.7-2.9x PyTorch's float32 error on
+    // AVX2 (now 0.9-1.1x, at a few percent of the backward's time:
+    // docs/performance.md, "Design measurements").
+    p.kc = 64;
     return p;
 }
 

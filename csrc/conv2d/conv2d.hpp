@@ -26,6 +26,10 @@ struct CorrelationPlan {
     index_t K = 0, R = 0, S = 0, groups = 1;
     Pair stride{1, 1}, dilation{1, 1}, pad{0, 0};
     index_t Ho = 0, Wo = 0;
+    // Depth of one register-accumulated block of the indirect GEMM (0: the
+    // kernel's kKC); the block sums are then added in order. Shorter blocks
+    // mean shorter running sums, i.e. a smaller float32 error, at some speed.
+    index_t kc = 0;
 
     index_t Cg() const { return C / groups; }
     index_t Kg() const { return K / groups; }

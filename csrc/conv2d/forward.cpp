@@ -33,7 +33,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     const gemm::Kernel<T>& kern = gemm::kernel<T>();
     const int mr = kern.gemm.mr;
     const index_t Kg = p.Kg(), Cg = p.Cg(), KD = Cg * p.R * p.S, P = p.Ho * p.Wo;
-    const index_t KC = gemm::kKC<T>, nkb = ceil_div(KD, KC), Kg_up = round_up(Kg, mr);
+    const index_t KC = p.kc > 0 ? p.kc : gemm::kKC<T>, nkb = ceil_div(KD, KC), Kg_up = round_up(Kg, mr);
     const char* op = "conv2d";
     const PhasePlanes pp(p, ceil_div(256, p.Wo));
     const index_t lw = pp.lw, band = pp.band, nbands = ceil_div(p.Ho, band);
