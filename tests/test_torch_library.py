@@ -29,9 +29,16 @@ GRADGRAD_CASES = [
     pytest.param(lambda x: ct.max_pool2d(x, 2, 1, dilation=2), [(1, 2, 5, 6)], id="max_pool2d_dilated"),
     pytest.param(lambda x: ct.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), [(2, 2, 7, 6)], id="avg_pool2d"),
     pytest.param(lambda x: ct.relu(x), [(2, 3, 4, 5)], id="relu"),
+    pytest.param(lambda x, w, b: ct.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2)),
+                 [(2, 4, 4, 3), (4, 3, 3, 2), (6,)], id="conv_transpose2d"),
+    pytest.param(lambda x: ct.adaptive_avg_pool2d(x, (3, 4)), [(2, 2, 7, 6)], id="adaptive_avg_pool2d"),
+    pytest.param(lambda x: ct.adaptive_max_pool2d(x, (3, 4)), [(2, 2, 7, 6)], id="adaptive_max_pool2d"),
+    pytest.param(lambda x: ct.avg_pool2d(x, 3, 2, 1, divisor_override=5), [(2, 2, 7, 6)], id="avg_pool2d_divisor"),
+    pytest.param(lambda x, w: ct.conv2d(x, w, padding="same"), [(1, 2, 5, 6), (3, 2, 2, 4)], id="conv2d_same_even"),
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize(("fn", "shapes"), GRADGRAD_CASES)
 def test_gradgradcheck_float64(fn: Callable, shapes: list[tuple[int, ...]]) -> None:
     inputs = tuple(distinct(*shape, seed=i) for i, shape in enumerate(shapes))
@@ -205,15 +212,17 @@ def test_convert_names_every_module_it_leaves() -> None:
     model = torch.nn.Sequential(
         torch.nn.Conv2d(2, 4, 3), torch.nn.Sequential(torch.nn.ReLU6(), torch.nn.LeakyReLU()),
         torch.nn.ConvTranspose2d(4, 4, 2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.LPPool2d(2, 2), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, stride=2, padding_mode="reflect"), torch.nn.ConvTranspose2d(4, 4, 3, 1, dilation=2, output_padding=1),
     )
     with pytest.warns(ct.ConversionWarning) as record:
         ct.convert(model)
     assert len(record) == 1
     message = str(record[0].message)
     assert "left 5 module(s)" in message
-    for expected in ("1.0 (ReLU6: no convext kernel)", "1.1 (LeakyReLU", "2 (ConvTranspose2d", "3 (AdaptiveAvgPool2d", "4 (LPPool2d"):
+    for expected in ("1.0 (ReLU6: no convext kernel)", "1.1 (LeakyReLU", "4 (LPPool2d",
+                     "6 (Conv2d: padding_mode='reflect')", "7 (ConvTranspose2d: output_padding=(1, 1) not smaller than stride"):
         assert expected in message, message
-    assert type(model[0]) is ct.Conv2d and type(model[5]) is ct.ReLU
+    assert [type(model[i]) for i in (0, 2, 3, 5)] == [ct.Conv2d, ct.ConvTranspose2d, ct.AdaptiveAvgPool2d, ct.ReLU]
 
 
 def test_eager_inference_shortcut_pools_match_the_op_path() -> None:

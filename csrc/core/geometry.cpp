@@ -145,6 +145,23 @@ Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel,
     return g;
 }
 
+Pool2dGeometry make_adaptive_pool2d_geometry(const char* op, const Shape& x, Pair output_size,
+                                             const char* x_name) {
+    check_ndim(op, x_name, x, 4, "(N, C, H, W)");
+    check_at_least(op, "output_size", output_size, 1);
+    numel(op, x);
+    Pool2dGeometry g;
+    g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
+    g.adaptive = true;
+    g.Ho = output_size.h, g.Wo = output_size.w;
+    if (g.H < 1 || g.W < 1)
+        fail(msg(op, ": ", x_name, " must have a non-empty plane, got ", shape_str(x)));
+    // the largest window: ceil(H/Ho) rows, one more when the windows overlap
+    g.kernel = {std::min(g.H, ceil_div(g.H, g.Ho) + 1), std::min(g.W, ceil_div(g.W, g.Wo) + 1)};
+    numel(op, g.y_shape(), "output size");
+    return g;
+}
+
 void check_grad_out(const char* op, const Pool2dGeometry& g, const Shape& go) {
     check_forward_output_shape(op, g.y_shape(), go);
 }

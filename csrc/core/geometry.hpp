@@ -39,10 +39,16 @@ void check_grad_out(const char* op, const Conv2dGeometry& g, const Shape& grad_o
 void check_bias(const char* op, const Conv2dGeometry& g, const Shape& bias);
 
 // Pooling over (N, C, H, W) with PyTorch's output-size rules.
+//
+// Adaptive pooling (adaptive = true) has PyTorch's adaptive windows instead:
+// output row o covers input rows [floor(o*H/Ho), ceil((o+1)*H/Ho)), columns
+// alike; stride, padding and dilation are then unused and kernel holds the
+// largest window (for work estimates).
 struct Pool2dGeometry {
     index_t N = 0, C = 0, H = 0, W = 0;
     Pair kernel{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};
     bool ceil_mode = false;
+    bool adaptive = false;
     index_t Ho = 0, Wo = 0;
 
     Shape x_shape() const { return {N, C, H, W}; }
@@ -52,6 +58,9 @@ struct Pool2dGeometry {
 Pool2dGeometry make_pool2d_geometry(const char* op, const Shape& x, Pair kernel, Pair stride,
                                     Pair padding, Pair dilation, bool ceil_mode,
                                     const char* x_name = "x");
+// output_size: (Ho, Wo), each at least 1.
+Pool2dGeometry make_adaptive_pool2d_geometry(const char* op, const Shape& x, Pair output_size,
+                                             const char* x_name = "x");
 void check_grad_out(const char* op, const Pool2dGeometry& g, const Shape& grad_out);
 
 // scipy.signal.correlate2d / convolve2d on 2-D arrays.

@@ -23,7 +23,14 @@ inline index_t first_tap(index_t start, index_t dil) {
     return start >= 0 ? start : start + ceil_div(-start, dil) * dil;
 }
 
+// Adaptive window of output o of `out` over `in` positions: [floor(o*in/out), ceil((o+1)*in/out)).
+inline index_t adaptive_start(index_t o, index_t out, index_t in) { return o * in / out; }
+inline index_t adaptive_end(index_t o, index_t out, index_t in) { return ceil_div((o + 1) * in, out); }
+
 inline Window max_window(const Pool2dGeometry& g, index_t oh, index_t ow) {
+    if (g.adaptive)
+        return {adaptive_start(oh, g.Ho, g.H), adaptive_end(oh, g.Ho, g.H),
+                adaptive_start(ow, g.Wo, g.W), adaptive_end(ow, g.Wo, g.W)};
     const index_t hs = oh * g.stride.h - g.padding.h, ws = ow * g.stride.w - g.padding.w;
     const index_t he = std::min(hs + (g.kernel.h - 1) * g.dilation.h + 1, g.H);
     const index_t we = std::min(ws + (g.kernel.w - 1) * g.dilation.w + 1, g.W);
@@ -51,14 +58,19 @@ inline index_t argmax_in(const Pool2dGeometry& g, const T* plane, const Window& 
 
 // Average-pool window and divisor, PyTorch's formula: the window is first
 // clipped to the padded input (that size is the divisor with
-// count_include_pad), then to the input.
+// count_include_pad), then to the input; divisor_override (if > 0) replaces
+// the divisor.
 struct AvgWindow {
     index_t h0, h1, w0, w1;
     index_t divisor;
 };
 
-inline AvgWindow avg_window(const Pool2dGeometry& g, bool count_include_pad, index_t oh,
+inline AvgWindow avg_window(const Pool2dGeometry& g, const AvgPoolOptions& opt, index_t oh,
                             index_t ow) {
+    if (g.adaptive) {
+        const Window win = max_window(g, oh, ow);
+        return {win.h0, win.h1, win.w0, win.w1, 0};
+    }
     index_t hs = oh * g.stride.h - g.padding.h, ws = ow * g.stride.w - g.padding.w;
     index_t he = std::min(hs + g.kernel.h, g.H + g.padding.h);
     index_t we = std::min(ws + g.kernel.w, g.W + g.padding.w);
@@ -66,7 +78,17 @@ inline AvgWindow avg_window(const Pool2dGeometry& g, bool count_include_pad, ind
     hs = std::max<index_t>(hs, 0), ws = std::max<index_t>(ws, 0);
     he = std::min(he, g.H), we = std::min(we, g.W);
     const index_t inner = (he - hs) * (we - ws);
-    return {hs, he, ws, we, count_include_pad ? padded_size : inner};
+    const index_t divisor =
+        opt.divisor_override > 0 ? opt.divisor_override : opt.count_include_pad ? padded_size : inner;
+    return {hs, he, ws, we, divisor};
+}
+
+// v / the window's divisor. Adaptive windows divide by their height, then by
+// their width, as PyTorch's adaptive kernels do (the same rounding).
+template <class T>
+inline T average(const Pool2dGeometry& g, const AvgWindow& win, T v) {
+    if (g.adaptive) return v / T(win.h1 - win.h0) / T(win.w1 - win.w0);
+    return v / T(win.divisor);
 }
 
 inline index_t work_per_plane(const Pool2dGeometry& g) {
@@ -88,7 +110,7 @@ public:
     MaxPoolPlanes(const Pool2dGeometry& g, int threads, bool keep_results)
         : g_(g), kern_(gemm::kernel<T>()), ntaps_(g.kernel.h * g.kernel.w),
           wq_(round_up(g.Wo, kern_.gemm.nr)),
-          rows_(ntaps_ <= 256 && ntaps_ * wq_ <= (index_t(1) << 20)),
+          rows_(!g.adaptive && ntaps_ <= 256 && ntaps_ * wq_ <= (index_t(1) << 20)),
           samples_(rows_ ? checked_mul(threads, ntaps_ * wq_, "max_pool2d") : 0, "pool tap rows"),
           ptrs_(rows_ ? threads * ntaps_ : 0, "pool tap pointers"),
           taps_(rows_ ? threads * wq_ : 0, "pool taps"),
@@ -202,24 +224,24 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
 }
 
 template <class T>
-void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y) {
+void avg_pool2d_forward(const Pool2dGeometry& g, const AvgPoolOptions& opt, const T* x, T* y) {
     const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
     parallel_for(g.N * g.C, [&](index_t plane, int) {
         const T* xp = x + plane * HW;
         T* yp = y + plane * HoWo;
         for (index_t oh = 0; oh < g.Ho; ++oh)
             for (index_t ow = 0; ow < g.Wo; ++ow) {
-                const AvgWindow win = avg_window(g, count_include_pad, oh, ow);
+                const AvgWindow win = avg_window(g, opt, oh, ow);
                 T sum = T(0);
                 for (index_t ih = win.h0; ih < win.h1; ++ih)
                     for (index_t iw = win.w0; iw < win.w1; ++iw) sum += xp[ih * g.W + iw];
-                yp[oh * g.Wo + ow] = sum / T(win.divisor);
+                yp[oh * g.Wo + ow] = average(g, win, sum);
             }
     }, work_per_plane(g));
 }
 
 template <class T>
-void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* dy, T* dx) {
+void avg_pool2d_backward(const Pool2dGeometry& g, const AvgPoolOptions& opt, const T* dy, T* dx) {
     const index_t HW = g.H * g.W, HoWo = g.Ho * g.Wo;
     parallel_for(g.N * g.C, [&](index_t plane, int) {
         const T* dyp = dy + plane * HoWo;
@@ -227,8 +249,8 @@ void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const 
         std::fill(dxp, dxp + HW, T(0));
         for (index_t oh = 0; oh < g.Ho; ++oh)
             for (index_t ow = 0; ow < g.Wo; ++ow) {
-                const AvgWindow win = avg_window(g, count_include_pad, oh, ow);
-                const T share = dyp[oh * g.Wo + ow] / T(win.divisor);
+                const AvgWindow win = avg_window(g, opt, oh, ow);
+                const T share = average(g, win, dyp[oh * g.Wo + ow]);
                 for (index_t ih = win.h0; ih < win.h1; ++ih)
                     for (index_t iw = win.w0; iw < win.w1; ++iw) dxp[ih * g.W + iw] += share;
             }
@@ -239,8 +261,10 @@ void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const 
     template void max_pool2d_forward<T>(const Pool2dGeometry&, const T*, T*, std::int64_t*);    \
     template void max_pool2d_backward<T>(const Pool2dGeometry&, const T*, const T*,             \
                                          const std::int64_t*, T*);                              \
-    template void avg_pool2d_forward<T>(const Pool2dGeometry&, bool, const T*, T*);             \
-    template void avg_pool2d_backward<T>(const Pool2dGeometry&, bool, const T*, T*);
+    template void avg_pool2d_forward<T>(const Pool2dGeometry&, const AvgPoolOptions&, const T*, \
+                                        T*);                                                    \
+    template void avg_pool2d_backward<T>(const Pool2dGeometry&, const AvgPoolOptions&, const T*, \
+                                         T*);
 CONVEXT_INSTANTIATE(float)
 CONVEXT_INSTANTIATE(double)
 

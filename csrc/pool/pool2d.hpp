@@ -1,4 +1,5 @@
-// Max and average pooling, forward and backward, with PyTorch's semantics.
+// Max and average pooling (fixed and adaptive windows), forward and backward,
+// with PyTorch's semantics.
 #pragma once
 
 #include "core/geometry.hpp"
@@ -15,10 +16,18 @@ template <class T>
 void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
                          const std::int64_t* indices, T* dx);
 
-template <class T>
-void avg_pool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y);
+// Average pooling's divisor (unused by adaptive pooling, whose windows divide
+// by their own size): with count_include_pad the window clipped to the padded
+// input, else to the input; divisor_override > 0 replaces both.
+struct AvgPoolOptions {
+    bool count_include_pad = true;
+    index_t divisor_override = 0;
+};
 
 template <class T>
-void avg_pool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* dy, T* dx);
+void avg_pool2d_forward(const Pool2dGeometry& g, const AvgPoolOptions& opt, const T* x, T* y);
+
+template <class T>
+void avg_pool2d_backward(const Pool2dGeometry& g, const AvgPoolOptions& opt, const T* dy, T* dx);
 
 }  // namespace convext

@@ -20,6 +20,10 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
 from convext import functional
 from convext.plan import Conv2dPlan
 from convext.functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
     UnsupportedDTypeError,
     avg_pool2d,
     avg_pool2d_backward,
@@ -27,6 +31,8 @@ from convext.functional import (
     conv2d_backward,
     conv2d_input_grad,
     conv2d_weight_grad,
+    conv_transpose2d,
+    conv_transpose2d_output_size,
     convolve2d,
     correlate2d,
     get_num_threads,

@@ -17,22 +17,28 @@ parameters, ``MemoryError`` for sizes that cannot be allocated.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from convext import _core
-from convext._args import FloatArray, IntPair
+from convext._args import FloatArray, IntPair, pair, positive_int
 
 __all__ = [
     "UnsupportedDTypeError",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
     "conv2d_input_grad",
     "conv2d_weight_grad",
+    "conv_transpose2d",
+    "conv_transpose2d_output_size",
     "convolve2d",
     "correlate2d",
     "get_num_threads",
@@ -446,6 +452,116 @@ def conv2d_input_grad(
     return _core.conv2d_input_grad(grad_out, weight, input_shape, stride, padding, dilation, groups)
 
 
+def conv_transpose2d_output_size(
+    x_shape: Sequence[int], weight_shape: Sequence[int], stride: IntPair = 1,
+    padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1,
+) -> tuple[int, int, int, int]:
+    """The output shape of :func:`conv_transpose2d` (PyTorch's formula), with its checks.
+
+    Parameters
+    ----------
+    x_shape, weight_shape : sequence of 4 ints
+        ``(N, C_in, H, W)`` and ``(C_in, C_out // groups, kH, kW)``.
+    stride, padding, output_padding, groups, dilation
+        As in :func:`conv_transpose2d`.
+
+    Returns
+    -------
+    (N, C_out, Ho, Wo) : tuple of int
+        ``Ho = (H - 1) * stride - 2 * padding + dilation * (kH - 1) + output_padding + 1``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Shapes that are not 4-D, ``output_padding`` not smaller than the
+        stride or the dilation, groups not dividing ``C_in``, an output smaller
+        than 1x1.
+    """
+    op = "conv_transpose2d"
+    if len(x_shape) != 4 or len(weight_shape) != 4:
+        raise ValueError(f"{op}: x and weight must be 4-D, got shapes {tuple(x_shape)} and "
+                         f"{tuple(weight_shape)}")
+    st, pad, opad, dil = (pair(v, f"{op}: {name}") for v, name in (
+        (stride, "stride"), (padding, "padding"), (output_padding, "output_padding"),
+        (dilation, "dilation")))
+    groups = positive_int(groups, f"{op}: groups")
+    if min(opad) < 0 or any(o >= max(s, d) for o, s, d in zip(opad, st, dil)):
+        raise ValueError(f"{op}: output_padding must be >= 0 and smaller than either stride or "
+                         f"dilation, got output_padding={opad}, stride={st}, dilation={dil}")
+    n, cin, h, w = (int(v) for v in x_shape)
+    if weight_shape[0] != cin or cin % groups:
+        raise ValueError(f"{op}: weight {tuple(weight_shape)} must have x's {cin} input channels "
+                         f"first, divisible by groups={groups}")
+    ho = (h - 1) * st[0] - 2 * pad[0] + dil[0] * (weight_shape[2] - 1) + opad[0] + 1
+    wo = (w - 1) * st[1] - 2 * pad[1] + dil[1] * (weight_shape[3] - 1) + opad[1] + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"{op}: output size {ho}x{wo} is too small: input {h}x{w}, padding={pad}")
+    return (n, int(weight_shape[1]) * groups, ho, wo)
+
+
+def conv_transpose2d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> FloatArray:
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+    The adjoint of :func:`conv2d` with the same geometry, i.e. the seed's
+    *full* convolution of ``x`` with the filters: computed by the engine's
+    input-gradient path, ``conv2d_input_grad(x, weight, output_shape, ...)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Shape ``(N, C_in, H, W)``.
+    weight : array_like
+        Shape ``(C_in, C_out // groups, kH, kW)`` (PyTorch's layout).
+    bias : array_like, optional
+        Shape ``(C_out,)``.
+    stride, padding, dilation : int or (int, int)
+        As in PyTorch (``padding`` removes ``dilation * (k - 1) - padding``
+        of zero padding from each side of the full convolution).
+    output_padding : int or (int, int)
+        Rows / columns added at the bottom / right; smaller than the stride
+        (PyTorch admits up to the dilation too; convext refuses those).
+    groups : int
+        Number of channel groups.
+
+    Returns
+    -------
+    ndarray
+        Shape :func:`conv_transpose2d_output_size` gives.
+
+    Raises
+    ------
+    ValueError, TypeError, MemoryError
+        As :func:`conv2d` and :func:`conv_transpose2d_output_size`.
+    """
+    xa, wa = np.asarray(x), np.asarray(weight)
+    n, cout, ho, wo = conv_transpose2d_output_size(xa.shape, wa.shape, stride, padding,
+                                                   output_padding, groups, dilation)
+    st = pair(stride, "conv_transpose2d: stride")
+    opad = pair(output_padding, "conv_transpose2d: output_padding")
+    if any(o >= s for o, s in zip(opad, st)):
+        raise ValueError("conv_transpose2d: convext computes output_padding smaller than the "
+                         f"stride (PyTorch also admits it up to the dilation), got "
+                         f"output_padding={opad}, stride={st}")
+    y = _core.conv2d_input_grad(xa, wa, (n, cout, ho, wo), stride, padding, dilation, groups)
+    if bias is not None:
+        b = np.asarray(bias)
+        if b.shape != (cout,):
+            raise ValueError(f"conv_transpose2d: bias must have shape ({cout},), got {b.shape}")
+        if b.dtype != y.dtype:
+            raise TypeError(f"conv_transpose2d: bias has dtype {b.dtype} but x has {y.dtype}")
+        y += b[:, None, None]
+    return y
+
+
 def conv2d_weight_grad(
     grad_out: ArrayLike,
     x: ArrayLike,
@@ -614,6 +730,7 @@ def avg_pool2d(
     padding: IntPair = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
+    divisor_override: int | None = None,
 ) -> FloatArray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
@@ -630,6 +747,8 @@ def avg_pool2d(
     count_include_pad : bool
         Divide by the window size including zero padding (clipped to the
         padded input), else by the number of input elements in the window.
+    divisor_override : int, optional
+        Divide every window's sum by this (at least 1) instead.
 
     Returns
     -------
@@ -641,7 +760,8 @@ def avg_pool2d(
     ValueError, TypeError
         Bad shapes, parameters or dtypes.
     """
-    return _core.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    return _core.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override)
 
 
 def avg_pool2d_backward(
@@ -652,6 +772,7 @@ def avg_pool2d_backward(
     padding: IntPair = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
+    divisor_override: int | None = None,
 ) -> FloatArray:
     """Gradient of :func:`avg_pool2d`: each window's share spread over it.
 
@@ -661,7 +782,7 @@ def avg_pool2d_backward(
         Shape of the forward output.
     input_shape : sequence of 4 ints
         ``(N, C, H, W)`` of the forward input.
-    kernel_size, stride, padding, ceil_mode, count_include_pad
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
         As in the forward call.
 
     Returns
@@ -675,8 +796,123 @@ def avg_pool2d_backward(
         Bad shapes, parameters or dtypes.
     """
     return _core.avg_pool2d_backward(
-        grad_out, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad
+        grad_out, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+        divisor_override
     )
+
+
+#: an adaptive pool's output size: an int, or a pair whose None entries keep
+#: the input's size
+OutputSize = Union[int, Sequence[Optional[int]]]
+
+
+def adaptive_max_pool2d(
+    x: ArrayLike, output_size: OutputSize, return_indices: bool = False
+) -> FloatArray | tuple[FloatArray, NDArray[np.int64]]:
+    """2-D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Output row ``i`` takes the maximum over input rows
+    ``floor(i * H / Ho) <= r < ceil((i + 1) * H / Ho)``, columns alike; ties
+    and NaNs as in :func:`max_pool2d`.
+
+    Parameters
+    ----------
+    x : array_like
+        Shape ``(N, C, H, W)``.
+    output_size : int or (int or None, int or None)
+        ``(Ho, Wo)``; None keeps that input dimension.
+    return_indices : bool
+        Also return the argmax of each window as ``ih * W + iw`` (int64).
+
+    Returns
+    -------
+    out : ndarray
+        Shape ``(N, C, Ho, Wo)``.
+    indices : ndarray of int64, only with ``return_indices``
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad shapes, output sizes or dtypes.
+    """
+    return _core.adaptive_max_pool2d(x, output_size, return_indices)
+
+
+def adaptive_max_pool2d_backward(
+    grad_out: ArrayLike, x: ArrayLike, indices: ArrayLike | None = None
+) -> FloatArray:
+    """Gradient of :func:`adaptive_max_pool2d`: ``grad_out`` routed to each argmax.
+
+    Parameters
+    ----------
+    grad_out : array_like
+        Shape ``(N, C, Ho, Wo)``: the forward output's (it gives the output size).
+    x : array_like
+        The forward input.
+    indices : array_like of int, optional
+        The forward call's indices; recomputed from ``x`` when omitted.
+
+    Returns
+    -------
+    ndarray
+        Shape of ``x``; overlapping windows add up.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad shapes, dtypes, or indices outside the plane.
+    """
+    return _core.adaptive_max_pool2d_backward(grad_out, x, indices)
+
+
+def adaptive_avg_pool2d(x: ArrayLike, output_size: OutputSize) -> FloatArray:
+    """2-D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Each output is the mean of its window (the windows of
+    :func:`adaptive_max_pool2d`), divided by the window's height and then
+    by its width, as PyTorch rounds it.
+
+    Parameters
+    ----------
+    x : array_like
+        Shape ``(N, C, H, W)``.
+    output_size : int or (int or None, int or None)
+        ``(Ho, Wo)``; None keeps that input dimension.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N, C, Ho, Wo)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad shapes, output sizes or dtypes.
+    """
+    return _core.adaptive_avg_pool2d(x, output_size)
+
+
+def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Sequence[int]) -> FloatArray:
+    """Gradient of :func:`adaptive_avg_pool2d`: each window's share spread over it.
+
+    Parameters
+    ----------
+    grad_out : array_like
+        Shape ``(N, C, Ho, Wo)``: the forward output's.
+    input_shape : sequence of 4 ints
+        ``(N, C, H, W)`` of the forward input.
+
+    Returns
+    -------
+    ndarray
+        Shape ``input_shape``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad shapes or dtypes.
+    """
+    return _core.adaptive_avg_pool2d_backward(grad_out, input_shape)
 
 
 # ------------------------------------------------------------------------- relu

@@ -42,6 +42,7 @@ __all__ = [
     "Parameter",
     "Module",
     "Conv2d",
+    "ConvTranspose2d",
     "MaxPool2d",
     "AvgPool2d",
     "ReLU",
@@ -505,12 +506,12 @@ class Conv2d(Module):
 
     _MAX_PLANS = 8  # input shapes remembered (a training loop sees one or two)
 
-    def _plan(self, x: NDArray[np.floating]) -> Conv2dPlan:
-        """The plan for input ``x`` (built once per input shape and dtype, then reused)."""
-        key = (x.shape, x.dtype.str, self.weight.data.shape)
+    def _plan(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Conv2dPlan:
+        """The plan for inputs of this shape and dtype (built once, then reused)."""
+        key = (shape, dtype.str, self.weight.data.shape)
         plan = self._plans.get(key)
         if plan is None:
-            plan = Conv2dPlan(x.shape, self.weight.data.shape, dtype=x.dtype, **self._geometry())
+            plan = Conv2dPlan(shape, self.weight.data.shape, dtype=dtype, **self._geometry())
             self._plans[key] = plan
             if len(self._plans) > self._MAX_PLANS:
                 self._plans.popitem(last=False)
@@ -533,7 +534,7 @@ class Conv2d(Module):
         xa = np.asarray(x)
         if xa.dtype != self.weight.data.dtype or xa.ndim != 4:  # the functional op's message
             return _cx.conv2d(xa, self.weight.data, bias, **self._geometry())
-        y = self._plan(xa).forward(xa, self.weight.data, bias)
+        y = self._plan(xa.shape, xa.dtype).forward(xa, self.weight.data, bias)
         self._x = np.array(xa, copy=True)  # a copy: mutating x before backward must not change dW
         return y
 
@@ -556,7 +557,7 @@ class Conv2d(Module):
             If called before :meth:`forward`.
         """
         x = self._saved("_x")
-        grad_x, grad_w, grad_b = self._plan(x).backward(grad_out, x, self.weight.data)
+        grad_x, grad_w, grad_b = self._plan(x.shape, x.dtype).backward(grad_out, x, self.weight.data)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)
@@ -572,6 +573,139 @@ class Conv2d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        return s
+
+
+class ConvTranspose2d(Conv2d):
+    """2-D transposed convolution layer, as ``torch.nn.ConvTranspose2d``.
+
+    The adjoint of a :class:`Conv2d` from ``out_channels`` to ``in_channels``
+    with the same geometry, so one :class:`convext.Conv2dPlan` of that
+    convolution serves all three directions: the forward is its input
+    gradient (the seed's full convolution), dL/dx its forward correlation,
+    dL/dW its weight gradient with the roles of x and dL/dy swapped.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and of the output; both divisible by ``groups``.
+    kernel_size, stride, padding, dilation : int or (int, int)
+        As in PyTorch.
+    output_padding : int or (int, int)
+        Rows / columns added at the bottom / right; smaller than ``stride``.
+    groups : int
+        Number of channel groups.
+    bias : bool
+        Whether to add a learned bias.
+    dtype : numpy dtype
+        float32 (default) or float64.
+    rng : numpy.random.Generator, int or None
+        Source (or seed) of the Kaiming-uniform initialisation (PyTorch's fan-in).
+
+    Attributes
+    ----------
+    weight : Parameter
+        Shape (in_channels, out_channels // groups, kH, kW), PyTorch's layout.
+    bias : Parameter or None
+        Shape (out_channels,).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`Conv2d`; ValueError for an ``output_padding`` not smaller
+        than ``stride``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        output_padding: IntPair = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: IntPair = 1,
+        dtype: DTypeLike = np.float32,
+        rng: RngLike = None,
+    ) -> None:
+        # the convolution this layer is the adjoint of: out_channels -> in_channels, whose
+        # weight (in_channels, out_channels // groups, kH, kW) is this layer's, fan-in included
+        super().__init__(out_channels, in_channels, kernel_size, stride, padding, dilation, groups, False, dtype, rng)
+        self.in_channels, self.out_channels = self.out_channels, self.in_channels
+        self.output_padding = _pair(output_padding, "ConvTranspose2d: output_padding")
+        if min(self.output_padding) < 0 or any(o >= s for o, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2d: output_padding must be >= 0 and smaller than stride {self.stride}, "
+                             f"got {self.output_padding}")
+        if bias:
+            kh, kw = self.kernel_size
+            fan_in = out_channels // groups * kh * kw
+            # a stream of its own (a seed would otherwise repeat the weight's first draws)
+            gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
+                None if rng is None else [rng, 1])
+            self.bias = Parameter(_kaiming_uniform(gen, (out_channels,), fan_in, self.weight.data.dtype))
+
+    def _conv_plan(self, x: NDArray[np.floating]) -> Conv2dPlan:
+        """The plan of the adjoint convolution, whose output has ``x``'s shape."""
+        shape = _cx.conv_transpose2d_output_size(x.shape, self.weight.data.shape, self.stride, self.padding,
+                                                 self.output_padding, self.groups, self.dilation)
+        return self._plan(shape, x.dtype)
+
+    def forward(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Transposed-convolve ``x`` (N, C_in, H, W); see :func:`convext.conv_transpose2d`.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Input of the parameters' dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (N, out_channels, H_out, W_out).
+        """
+        bias = None if self.bias is None else self.bias.data
+        xa = np.asarray(x)
+        if xa.dtype != self.weight.data.dtype or xa.ndim != 4:  # the functional op's message
+            return _cx.conv_transpose2d(xa, self.weight.data, bias, self.stride, self.padding,
+                                        self.output_padding, self.groups, self.dilation)
+        y = self._conv_plan(xa).input_grad(xa, self.weight.data)
+        if bias is not None:
+            y += bias[:, None, None]
+        self._x = np.array(xa, copy=True)
+        return y
+
+    def backward(self, grad_out: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Add dL/dW (and dL/db) into the parameters' ``.grad`` and return dL/dx.
+
+        Parameters
+        ----------
+        grad_out : numpy.ndarray
+            dL/d(output), the shape of the last output.
+
+        Returns
+        -------
+        numpy.ndarray
+            dL/dx, the shape of the last input.
+
+        Raises
+        ------
+        RuntimeError
+            If called before :meth:`forward`.
+        """
+        x = self._saved("_x")
+        plan = self._conv_plan(x)
+        gy = np.asarray(grad_out)
+        self.weight.accumulate(plan.weight_grad(x, gy))
+        if self.bias is not None:
+            self.bias.accumulate(gy.sum(axis=(0, 2, 3), dtype=gy.dtype))
+        return plan.forward(gy, self.weight.data)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
         return s
 
 

@@ -39,12 +39,19 @@ from convext._args import pair as _pair
 
 __all__ = [
     "conv2d",
+    "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
+    "adaptive_max_pool2d",
+    "adaptive_avg_pool2d",
     "relu",
+    "Conv1d",
     "Conv2d",
+    "ConvTranspose2d",
     "MaxPool2d",
     "AvgPool2d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveAvgPool2d",
     "ReLU",
     "convert",
     "ConversionWarning",
@@ -293,13 +300,14 @@ _max_pool2d_backward_op.register_autograd(_max_pool2d_backward_bwd, setup_contex
 @torch.library.custom_op("convext::avg_pool2d", mutates_args=())
 def _avg_pool2d_op(
     x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int], ceil_mode: bool,
-    count_include_pad: bool,
+    count_include_pad: bool, divisor_override: int | None,
 ) -> torch.Tensor:
-    return _tensor(_cx.avg_pool2d(_np(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad))
+    return _tensor(_cx.avg_pool2d(_np(x), tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad,
+                                  divisor_override))
 
 
 @_avg_pool2d_op.register_fake
-def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad):  # type: ignore[no-untyped-def]
+def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):  # type: ignore[no-untyped-def]
     h = _out_size(x.shape[2], kernel_size[0], stride[0], padding[0], 1, ceil_mode)
     w = _out_size(x.shape[3], kernel_size[1], stride[1], padding[1], 1, ceil_mode)
     return x.new_empty((x.shape[0], x.shape[1], h, w))
@@ -308,37 +316,84 @@ def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad):  # type: i
 @torch.library.custom_op("convext::avg_pool2d_backward", mutates_args=())
 def _avg_pool2d_backward_op(
     grad_out: torch.Tensor, input_shape: list[int], kernel_size: list[int], stride: list[int], padding: list[int],
-    ceil_mode: bool, count_include_pad: bool,
+    ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
 ) -> torch.Tensor:
     return _tensor(_cx.avg_pool2d_backward(_np(grad_out), tuple(input_shape), tuple(kernel_size), tuple(stride),
-                                           tuple(padding), ceil_mode, count_include_pad))
+                                           tuple(padding), ceil_mode, count_include_pad, divisor_override))
 
 
 @_avg_pool2d_backward_op.register_fake
-def _(grad_out, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):  # type: ignore[no-untyped-def]
+def _(grad_out, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):  # type: ignore[no-untyped-def]
     return grad_out.new_empty(input_shape)
 
 
-def _avg_pool2d_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    ctx.input_shape = list(inputs[0].shape)
-    ctx.geometry = tuple(inputs[1:])
+@torch.library.custom_op("convext::adaptive_avg_pool2d", mutates_args=())
+def _adaptive_avg_pool2d_op(x: torch.Tensor, output_size: list[int]) -> torch.Tensor:
+    return _tensor(_cx.adaptive_avg_pool2d(_np(x), tuple(output_size)))
 
 
-def _avg_pool2d_bwd(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-    return (_call(_avg_pool2d_backward_op, grad_out.contiguous(), ctx.input_shape, *ctx.geometry),) + (None,) * 5
+@_adaptive_avg_pool2d_op.register_fake
+def _(x, output_size):  # type: ignore[no-untyped-def]
+    return x.new_empty((x.shape[0], x.shape[1], *output_size))
 
 
-def _avg_pool2d_backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    ctx.geometry = tuple(inputs[2:])
+@torch.library.custom_op("convext::adaptive_avg_pool2d_backward", mutates_args=())
+def _adaptive_avg_pool2d_backward_op(grad_out: torch.Tensor, input_shape: list[int], output_size: list[int]) -> torch.Tensor:
+    # output_size is grad_out's own (the engine reads it there); kept for the pair's common signature
+    return _tensor(_cx.adaptive_avg_pool2d_backward(_np(grad_out), tuple(input_shape)))
 
 
-def _avg_pool2d_backward_bwd(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
-    # avg_pool2d_backward is the adjoint of avg_pool2d (same divisors), so its adjoint is avg_pool2d.
-    return (_call(_avg_pool2d_op, gg.contiguous(), *ctx.geometry),) + (None,) * 6
+@_adaptive_avg_pool2d_backward_op.register_fake
+def _(grad_out, input_shape, output_size):  # type: ignore[no-untyped-def]
+    return grad_out.new_empty(input_shape)
 
 
-_avg_pool2d_op.register_autograd(_avg_pool2d_bwd, setup_context=_avg_pool2d_setup)
-_avg_pool2d_backward_op.register_autograd(_avg_pool2d_backward_bwd, setup_context=_avg_pool2d_backward_setup)
+@torch.library.custom_op("convext::adaptive_max_pool2d", mutates_args=())
+def _adaptive_max_pool2d_op(x: torch.Tensor, output_size: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    out, idx = _cx.adaptive_max_pool2d(_np(x), tuple(output_size), return_indices=True)
+    return _tensor(out), _tensor(np.asarray(idx, dtype=np.int64))
+
+
+@_adaptive_max_pool2d_op.register_fake
+def _(x, output_size):  # type: ignore[no-untyped-def]
+    shape = (x.shape[0], x.shape[1], *output_size)
+    return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+
+
+def _register_linear_pool(fwd: Any, bwd: Any) -> tuple[Any, ...]:
+    """Autograd of an average pool ``fwd(x, *geometry)`` and its backward ``bwd(grad_out, input_shape, *geometry)``.
+
+    Both are linear, and bwd is fwd's adjoint (the same divisors), so each one's
+    gradient is the other: double backward closes on the pair.
+    """
+    def fwd_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.input_shape = list(inputs[0].shape)
+        ctx.geometry = tuple(inputs[1:])
+
+    def fwd_grad(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        return (_call(bwd, grad_out.contiguous(), ctx.input_shape, *ctx.geometry),) + (None,) * len(ctx.geometry)
+
+    def bwd_setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.geometry = tuple(inputs[2:])
+
+    def bwd_grad(ctx: Any, gg: torch.Tensor) -> tuple[Any, ...]:
+        return (_call(fwd, gg.contiguous(), *ctx.geometry),) + (None,) * (len(ctx.geometry) + 1)
+
+    fwd.register_autograd(fwd_grad, setup_context=fwd_setup)
+    bwd.register_autograd(bwd_grad, setup_context=bwd_setup)
+    return (fwd, fwd_setup, fwd_grad), (bwd, bwd_setup, bwd_grad)
+
+
+_LINEAR_POOLS = (_register_linear_pool(_avg_pool2d_op, _avg_pool2d_backward_op)
+                 + _register_linear_pool(_adaptive_avg_pool2d_op, _adaptive_avg_pool2d_backward_op))
+
+
+def _adaptive_max_pool2d_bwd(ctx: Any, grad_out: torch.Tensor, _grad_idx: Any) -> tuple[Any, ...]:
+    x, idx = ctx.saved_tensors  # routing by the indices, as the fixed-window max pool
+    return _call(_max_pool2d_backward_op, grad_out.contiguous(), x, idx), None
+
+
+_adaptive_max_pool2d_op.register_autograd(_adaptive_max_pool2d_bwd, setup_context=_max_pool2d_setup)
 
 
 @torch.library.custom_op("convext::relu", mutates_args=())
@@ -415,8 +470,8 @@ _FUNCTORCH: dict[Any, Any] = {
         (_conv2d_weight_grad_op, _weight_grad_setup, _weight_grad_bwd),
         (_max_pool2d_op, _max_pool2d_setup, _max_pool2d_bwd),
         (_max_pool2d_backward_op, _max_pool2d_backward_setup, _max_pool2d_backward_bwd),
-        (_avg_pool2d_op, _avg_pool2d_setup, _avg_pool2d_bwd),
-        (_avg_pool2d_backward_op, _avg_pool2d_backward_setup, _avg_pool2d_backward_bwd),
+        *_LINEAR_POOLS,
+        (_adaptive_max_pool2d_op, _max_pool2d_setup, _adaptive_max_pool2d_bwd),
         (_relu_op, _relu_setup, _relu_bwd),
         (_relu_backward_op, _relu_backward_setup, _relu_backward_bwd),
     )
@@ -528,20 +583,177 @@ def conv2d(
     x4, unbatched = _batched("conv2d", x)
     stride_p, dilation_p = _pair(stride, "stride"), _pair(dilation, "dilation")
     kernel = (int(weight.shape[-2]), int(weight.shape[-1])) if weight.dim() == 4 else (1, 1)
-    padding_p = _conv_padding(padding, kernel, stride_p, dilation_p)
-    if padding_p is None:
-        raise ValueError(
-            f"convext.torch.conv2d: padding={padding!r} cannot be expressed as symmetric zero padding "
-            f"for kernel {kernel}, stride {stride_p}, dilation {dilation_p}"
-        )
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"convext.torch.conv2d: groups must be an integer, got {groups!r}")
+    padding_p = _conv_padding(padding, kernel, stride_p, dilation_p)
+    if padding_p is None and padding == "same" and stride_p == (1, 1):
+        # An even dilated kernel: PyTorch pads the extra row / column at the
+        # bottom / right; so does this (then no implicit padding is left).
+        total = [d * (k - 1) for k, d in zip(kernel, dilation_p)]
+        x4 = torch.nn.functional.pad(x4, (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2))
+        padding_p = (0, 0)
+    if padding_p is None:
+        raise ValueError(
+            f"convext.torch.conv2d: padding={padding!r} is not zero padding convext computes "
+            f"for kernel {kernel}, stride {stride_p}, dilation {dilation_p}"
+        )
+    if x4.shape[0] == 0:  # an empty batch: stock torch's empty result (and gradients)
+        out = torch.nn.functional.conv2d(x4, weight, bias, stride_p, padding_p, dilation_p, groups)
+        return out.squeeze(0) if unbatched else out
     if _direct(x4, weight, bias):
         out = _tensor(_cx.conv2d(_np(x4), _np(weight), None if bias is None else _np(bias), stride=stride_p,
                                  padding=padding_p, dilation=dilation_p, groups=groups))
     else:
         out = _call(_conv2d_op, x4, weight, bias, list(stride_p), list(padding_p), list(dilation_p), groups)
     return out.squeeze(0) if unbatched else _like_input(x, out)
+
+
+def conv_transpose2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> torch.Tensor:
+    """2-D transposed convolution computed by convext, like ``torch.nn.functional.conv_transpose2d``.
+
+    The forward is the engine's input-gradient op (the seed's full
+    convolution); its gradients are the forward correlation (for ``x``) and
+    the weight-gradient correlation (for ``weight``), so it differentiates to
+    any order.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input (N, C_in, H, W) or (C_in, H, W); CPU, float32 or float64.
+    weight : torch.Tensor
+        Filters (C_in, C_out / groups, kH, kW), same dtype.
+    bias : torch.Tensor or None
+        Shape (C_out,).
+    stride, padding, dilation : int or (int, int)
+        As in PyTorch.
+    output_padding : int or (int, int)
+        Smaller than the stride (convext does not compute PyTorch's other
+        case, smaller than the dilation).
+    groups : int
+        Number of channel groups.
+
+    Returns
+    -------
+    torch.Tensor
+        The output, differentiable with respect to ``x``, ``weight`` and ``bias``.
+
+    Raises
+    ------
+    TypeError
+        For non-tensors, dtypes other than float32/float64, mixed dtypes, or a non-integer ``groups``.
+    ValueError
+        For non-CPU tensors or bad shapes or parameters.
+    """
+    _check_tensors("conv_transpose2d", x=x, weight=weight, bias=bias)
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"convext.torch.conv_transpose2d: groups must be an integer, got {groups!r}")
+    x4, unbatched = _batched("conv_transpose2d", x)
+    geometry = [list(_pair(v, name)) for v, name in ((stride, "stride"), (padding, "padding"))]
+    dilation_p = list(_pair(dilation, "dilation"))
+    shape = _cx.conv_transpose2d_output_size(tuple(x4.shape), tuple(weight.shape), stride, padding, output_padding,
+                                             groups, dilation)
+    if x4.shape[0] == 0:
+        out = torch.nn.functional.conv_transpose2d(x4, weight, bias, stride, padding, output_padding, groups, dilation)
+    else:
+        if any(o >= s for o, s in zip(_pair(output_padding, "output_padding"), geometry[0])):
+            raise ValueError(f"convext.torch.conv_transpose2d: output_padding={output_padding!r} must be smaller "
+                             f"than stride={stride!r}; use torch.nn.functional.conv_transpose2d")
+        x4 = x4.contiguous()
+        out = _call(_conv2d_input_grad_op, x4, weight, list(shape), *geometry, dilation_p, groups)
+        if bias is not None:
+            out = out + bias.view(1, -1, 1, 1)
+    return out.squeeze(0) if unbatched else _like_input(x, out)
+
+
+def _adaptive_size(output_size: Any, x: torch.Tensor) -> list[int]:
+    """``output_size`` as two ints, None standing for the input's size (as PyTorch)."""
+    if isinstance(output_size, (list, tuple)) and len(output_size) == 2:
+        return [int(x.shape[-2 + i]) if v is None else v for i, v in enumerate(output_size)]
+    return list(_pair(output_size, "output_size"))
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, output_size: Any) -> torch.Tensor:
+    """2-D adaptive average pooling computed by convext, like ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input (N, C, H, W) or (C, H, W); CPU, float32 or float64.
+    output_size : int or (int or None, int or None)
+        ``(Ho, Wo)``; None keeps that input dimension.
+
+    Returns
+    -------
+    torch.Tensor
+        The pooled tensor.
+
+    Raises
+    ------
+    TypeError
+        For non-tensors or dtypes other than float32/float64.
+    ValueError
+        For non-CPU tensors or bad shapes/sizes.
+    """
+    _check_tensors("adaptive_avg_pool2d", x=x)
+    x4, unbatched = _batched("adaptive_avg_pool2d", x)
+    size = _adaptive_size(output_size, x4)
+    if x4.shape[0] == 0:
+        out = torch.nn.functional.adaptive_avg_pool2d(x4, (size[0], size[1]))
+    elif _direct(x4):
+        out = _adaptive_avg_pool2d_op._init_fn(x4, size)
+    else:
+        out = _call(_adaptive_avg_pool2d_op, x4, size)
+    return out.squeeze(0) if unbatched else _like_input(x, out)
+
+
+def adaptive_max_pool2d(
+    x: torch.Tensor, output_size: Any, return_indices: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """2-D adaptive max pooling computed by convext, like ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input (N, C, H, W) or (C, H, W); CPU, float32 or float64.
+    output_size : int or (int or None, int or None)
+        ``(Ho, Wo)``; None keeps that input dimension.
+    return_indices : bool
+        Also return PyTorch-style flat indices (int64) of the maxima.
+
+    Returns
+    -------
+    torch.Tensor or (torch.Tensor, torch.Tensor)
+        The pooled tensor, and the indices if ``return_indices``.
+
+    Raises
+    ------
+    TypeError
+        For non-tensors or dtypes other than float32/float64.
+    ValueError
+        For non-CPU tensors or bad shapes/sizes.
+    """
+    _check_tensors("adaptive_max_pool2d", x=x)
+    x4, unbatched = _batched("adaptive_max_pool2d", x)
+    size = _adaptive_size(output_size, x4)
+    if x4.shape[0] == 0:
+        out, idx = torch.nn.functional.adaptive_max_pool2d(x4, size, return_indices=True)
+    elif _direct(x4):
+        out, idx = _adaptive_max_pool2d_op._init_fn(x4, size)
+    else:
+        out, idx = _call(_adaptive_max_pool2d_op, x4, size)
+    if unbatched:
+        out, idx = out.squeeze(0), idx.squeeze(0)
+    out, idx = _like_input(x, out), _like_input(x, idx)
+    return (out, idx) if return_indices else out
 
 
 def _pool_stride(stride: IntPair | None, kernel: Pair) -> Pair:
@@ -596,7 +808,9 @@ def max_pool2d(
     kernel = _pair(kernel_size, "kernel_size")
     geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
                 list(_pair(dilation, "dilation")), bool(ceil_mode))
-    if _direct(x4):
+    if x4.shape[0] == 0:  # an empty batch: stock torch's empty result
+        out, idx = torch.nn.functional.max_pool2d(x4, *geometry, return_indices=True)
+    elif _direct(x4):
         out, idx = _max_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
     else:
         out, idx = _call(_max_pool2d_op, x4, *geometry)
@@ -631,8 +845,8 @@ def avg_pool2d(
         Round the output size up.
     count_include_pad : bool
         Whether padded zeros count in the divisor.
-    divisor_override : None
-        Not supported by convext; must be None.
+    divisor_override : int or None
+        Divide every window's sum by this instead.
 
     Returns
     -------
@@ -644,19 +858,16 @@ def avg_pool2d(
     TypeError
         For non-tensors or dtypes other than float32/float64.
     ValueError
-        For non-CPU tensors, bad shapes/parameters, or a ``divisor_override``.
+        For non-CPU tensors or bad shapes/parameters.
     """
-    if divisor_override is not None:
-        raise ValueError(
-            f"convext.torch.avg_pool2d: divisor_override={divisor_override!r} is not supported; "
-            "use torch.nn.functional.avg_pool2d"
-        )
     _check_tensors("avg_pool2d", x=x)
     x4, unbatched = _batched("avg_pool2d", x)
     kernel = _pair(kernel_size, "kernel_size")
     geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
-                bool(count_include_pad))
-    if _direct(x4):
+                bool(count_include_pad), divisor_override)
+    if x4.shape[0] == 0:  # an empty batch: stock torch's empty result
+        out = torch.nn.functional.avg_pool2d(x4, *geometry)
+    elif _direct(x4):
         out = _avg_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
     else:
         out = _call(_avg_pool2d_op, x4, *geometry)
@@ -701,20 +912,19 @@ def relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
 # modules
 # ---------------------------------------------------------------------------
 def _unsupported_reason(module: torch.nn.Module) -> str | None:
-    """Why convext cannot compute ``module`` (a torch.nn Conv2d/MaxPool2d/AvgPool2d/ReLU), or None."""
-    if isinstance(module, torch.nn.Conv2d):
+    """Why convext cannot compute ``module`` (one of the torch.nn types convert swaps), or None."""
+    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
         if module.padding_mode != "zeros":
             return f"padding_mode={module.padding_mode!r}"
-        if _conv_padding(module.padding, module.kernel_size, module.stride, module.dilation) is None:
-            return (
-                f"padding={module.padding!r} with kernel_size={module.kernel_size}, "
-                f"stride={module.stride}, dilation={module.dilation}"
-            )
+        stride = tuple(module.stride) * (2 // len(module.stride))
+        if isinstance(module.padding, str) and not (module.padding == "valid" or stride == (1, 1)):
+            return f"padding={module.padding!r} with stride={module.stride}"
+        if isinstance(module, torch.nn.ConvTranspose2d) and any(
+                o >= s for o, s in zip(module.output_padding, module.stride)):
+            return f"output_padding={module.output_padding} not smaller than stride={module.stride}"
         for name, p in module.named_parameters(recurse=False):
             if p.device.type != "cpu" or p.dtype not in _FLOAT_DTYPES:
                 return f"{name} is {p.dtype} on {p.device}"
-    if isinstance(module, torch.nn.AvgPool2d) and module.divisor_override is not None:
-        return f"divisor_override={module.divisor_override!r}"
     return None
 
 
@@ -732,6 +942,8 @@ _WARNED: set[tuple[str, str]] = set()
 
 def _fallback_reason(*tensors: torch.Tensor | None) -> str | None:
     """Why convext cannot compute a call on these tensors (then stock torch does), or None."""
+    if torch.is_autocast_enabled("cpu"):
+        return "autocast (torch.autocast's dtype rules apply to stock torch ops only)"
     for t in tensors:
         if t is None:
             continue
@@ -821,17 +1033,7 @@ class MaxPool2d(torch.nn.MaxPool2d):
 
 
 class AvgPool2d(torch.nn.AvgPool2d):
-    """``torch.nn.AvgPool2d`` computed by convext (same constructor).
-
-    Raises
-    ------
-    ValueError
-        At construction, if ``divisor_override`` is given.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _require_supported(self)
+    """``torch.nn.AvgPool2d`` computed by convext (same constructor, ``divisor_override`` included)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Average-pool ``input`` with convext (see :func:`avg_pool2d`).
@@ -878,6 +1080,137 @@ class ReLU(torch.nn.ReLU):
         return relu(input, self.inplace)
 
 
+class Conv1d(torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` computed by convext as a 1 x kW 2-D correlation (same constructor).
+
+    Raises
+    ------
+    ValueError
+        At construction, for ``padding_mode`` other than "zeros" or parameters
+        that are not float32/float64 on the CPU.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _require_supported(self)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Correlate ``input`` (N, C, L) or (C, L) with convext (see :func:`conv2d`).
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (N, C, L) or (C, L).
+
+        Returns
+        -------
+        torch.Tensor
+            The output.
+        """
+        reason = _fallback_reason(input, self.weight, self.bias)
+        if reason is None and input.dtype != self.weight.dtype:
+            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+        if reason is None and input.dim() not in (2, 3):
+            reason = f"a {input.dim()}-d input"
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
+        padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
+        out = conv2d(input.unsqueeze(-2), self.weight.unsqueeze(-2), self.bias, (1, self.stride[0]), padding,
+                     (1, self.dilation[0]), self.groups)
+        return out.squeeze(-2)
+
+
+class ConvTranspose2d(torch.nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` computed by convext (same constructor; see :func:`conv_transpose2d`).
+
+    Raises
+    ------
+    ValueError
+        At construction, for an ``output_padding`` not smaller than the
+        stride, or parameters that are not float32/float64 on the CPU.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _require_supported(self)
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        """Transposed-convolve ``input`` with convext.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (N, C_in, H, W) or (C_in, H, W).
+        output_size : list of int, optional
+            The wanted output size, which picks ``output_padding`` (as in PyTorch).
+
+        Returns
+        -------
+        torch.Tensor
+            The output.
+        """
+        reason = _fallback_reason(input, self.weight, self.bias)
+        if reason is None and input.dtype != self.weight.dtype:
+            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+        padding = tuple(self.padding)  # ConvTranspose2d's padding is never a string
+        output_padding = self._output_padding(input, output_size, list(self.stride), list(padding),  # type: ignore[arg-type]
+                                              list(self.kernel_size), 2, list(self.dilation))
+        if reason is None and any(o >= s for o, s in zip(output_padding, self.stride)):
+            reason = f"output_padding={tuple(output_padding)} not smaller than stride={self.stride}"
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input, output_size)
+        return conv_transpose2d(input, self.weight, self.bias, self.stride, padding, tuple(output_padding),  # type: ignore[arg-type]
+                                self.groups, self.dilation)
+
+
+class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
+    """``torch.nn.AdaptiveAvgPool2d`` computed by convext (same constructor)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Adaptive-average-pool ``input`` with convext (see :func:`adaptive_avg_pool2d`).
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (N, C, H, W) or (C, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            The pooled tensor.
+        """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
+        return adaptive_avg_pool2d(input, self.output_size)
+
+
+class AdaptiveMaxPool2d(torch.nn.AdaptiveMaxPool2d):
+    """``torch.nn.AdaptiveMaxPool2d`` computed by convext (same constructor)."""
+
+    def forward(self, input: torch.Tensor) -> Any:
+        """Adaptive-max-pool ``input`` with convext (see :func:`adaptive_max_pool2d`).
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            (N, C, H, W) or (C, H, W).
+
+        Returns
+        -------
+        torch.Tensor or (torch.Tensor, torch.Tensor)
+            The pooled tensor, and the indices if ``return_indices``.
+        """
+        reason = _fallback_reason(input)
+        if reason is not None:
+            _warn_fallback(self, reason)
+            return super().forward(input)
+        return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+
 # Exact torch.nn types that convert() swaps (subclasses may override forward,
 # so they are left alone).
 _REPLACEMENTS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
@@ -885,15 +1218,19 @@ _REPLACEMENTS: dict[type[torch.nn.Module], type[torch.nn.Module]] = {
     torch.nn.MaxPool2d: MaxPool2d,
     torch.nn.AvgPool2d: AvgPool2d,
     torch.nn.ReLU: ReLU,
+    torch.nn.Conv1d: Conv1d,
+    torch.nn.ConvTranspose2d: ConvTranspose2d,
+    torch.nn.AdaptiveAvgPool2d: AdaptiveAvgPool2d,
+    torch.nn.AdaptiveMaxPool2d: AdaptiveMaxPool2d,
 }
 
 
 # conv, pooling and activation modules convext has no kernel for: convert() names each it meets.
 _NOT_CONVERTED: tuple[type[torch.nn.Module], ...] = (
-    torch.nn.Conv1d, torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d,
+    torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose3d,
     torch.nn.MaxPool1d, torch.nn.MaxPool3d, torch.nn.AvgPool1d, torch.nn.AvgPool3d, torch.nn.LPPool1d, torch.nn.LPPool2d,
-    torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d,
-    torch.nn.AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool3d, torch.nn.FractionalMaxPool2d, torch.nn.MaxUnpool2d,
+    torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool1d, torch.nn.AdaptiveMaxPool3d,
+    torch.nn.FractionalMaxPool2d, torch.nn.MaxUnpool2d,
     torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.RReLU, torch.nn.ELU, torch.nn.SELU, torch.nn.CELU,
     torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.Hardtanh,
     torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softplus,
@@ -918,14 +1255,19 @@ def _swap_class(module: torch.nn.Module, cls: type[torch.nn.Module]) -> torch.nn
 def convert(model: torch.nn.Module, inplace: bool = True) -> torch.nn.Module:
     """Swap every supported layer of ``model`` for its convext version.
 
-    Modules whose exact type is ``torch.nn.Conv2d``, ``MaxPool2d``,
-    ``AvgPool2d`` or ``ReLU`` are replaced, at any depth, by the classes of
-    this module. The replacements share the original ``Parameter`` objects, so
-    weights are kept and existing optimizers keep working. Configurations
-    convext cannot compute (``padding_mode`` other than "zeros", a ``padding``
-    string without a symmetric integer equivalent, ``divisor_override``,
-    parameters off the CPU or not float32/float64) are left as they are and
-    listed in one :class:`ConversionWarning`.
+    Modules whose exact type is ``torch.nn.Conv1d``, ``Conv2d``,
+    ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveMaxPool2d``,
+    ``AdaptiveAvgPool2d`` or ``ReLU`` are replaced, at any depth, by the
+    classes of this module. The replacements share the original ``Parameter``
+    objects, so weights are kept and existing optimizers keep working.
+    Configurations convext cannot compute (``padding_mode`` other than
+    "zeros", a ``padding`` string with a stride, a transposed convolution's
+    ``output_padding`` not smaller than its stride, parameters off the CPU or
+    not float32/float64) are left as they are; they and every other conv,
+    pooling or activation module left on torch are named in one
+    :class:`ConversionWarning`. At run time, calls convext does not compute
+    (other dtypes or devices, autocast) run on stock torch, with one warning
+    per module class and reason.
 
     Parameters
     ----------
