@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import convext
+from convext import nn as cnn
 from convext import reference as ref
 
 torch = pytest.importorskip("torch")
@@ -227,7 +228,7 @@ def test_numpy_pool_errors_name_the_argument(call: Any, match: str) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nn_conv_transpose2d_layer_matches_torch(dtype: Any) -> None:
-    layer = convext.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2),
+    layer = cnn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2),
                                        dtype=dtype, rng=0)
     assert layer.weight.data.shape == (4, 3, 3, 3) and layer.bias is not None and layer.bias.data.shape == (6,)
     peer = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2))
@@ -248,4 +249,4 @@ def test_nn_conv_transpose2d_layer_matches_torch(dtype: Any) -> None:
     np.testing.assert_allclose(layer.weight.grad, peer.weight.grad.numpy(), rtol=tol, atol=tol * 10)
     np.testing.assert_allclose(layer.bias.grad, peer.bias.grad.numpy(), rtol=tol, atol=tol * 10)
     with pytest.raises(ValueError, match="output_padding"):
-        convext.nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
+        cnn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
