@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -234,3 +235,48 @@ def test_eager_inference_shortcut_pools_match_the_op_path() -> None:
     assert slow[0].requires_grad and not fast[0].requires_grad
     for a, c in zip(fast, slow):
         assert torch.equal(a, c.detach())
+
+
+F64 = torch.float64
+VMAP_CASES = [  # (convext fn, torch fn, in_dims, argument shapes)
+    pytest.param(lambda x: ct.conv2d(x, VW, padding=1), lambda x: F.conv2d(x, VW, padding=1), 0, [(3, 2, 4, 7, 6)],
+                 id="conv2d_images_folded"),
+    pytest.param(lambda w: ct.conv2d(VX, w, stride=2), lambda w: F.conv2d(VX, w, stride=2), 0, [(3, 5, 4, 3, 3)],
+                 id="conv2d_weights_looped"),
+    pytest.param(lambda x, w: ct.conv2d(x, w, groups=2), lambda x, w: F.conv2d(x, w, groups=2), (1, 0),
+                 [(2, 3, 4, 7, 6), (3, 6, 2, 3, 3)], id="conv2d_both_mapped_dim1"),
+    pytest.param(lambda x: ct.conv_transpose2d(x, VW.transpose(0, 1), stride=2, output_padding=1),
+                 lambda x: F.conv_transpose2d(x, VW.transpose(0, 1), stride=2, output_padding=1), 0, [(3, 2, 4, 5, 5)],
+                 id="conv_transpose2d"),
+    pytest.param(lambda x: ct.max_pool2d(x, 3, 2, 1), lambda x: F.max_pool2d(x, 3, 2, 1), 2, [(2, 4, 3, 7, 6)], id="max_pool2d"),
+    pytest.param(lambda x: ct.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2), 0, [(3, 2, 4, 7, 6)], id="avg_pool2d"),
+    pytest.param(lambda x: ct.adaptive_max_pool2d(x, 3), lambda x: F.adaptive_max_pool2d(x, 3), 0, [(3, 2, 4, 7, 6)],
+                 id="adaptive_max_pool2d"),
+    pytest.param(lambda x: ct.adaptive_avg_pool2d(x, (2, 4)), lambda x: F.adaptive_avg_pool2d(x, (2, 4)), 0,
+                 [(3, 2, 4, 7, 6)], id="adaptive_avg_pool2d"),
+    pytest.param(lambda x: ct.relu(x), lambda x: F.relu(x), 1, [(2, 3, 5)], id="relu"),
+]
+VW = torch.randn(5, 4, 3, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+VX = torch.randn(2, 4, 7, 6, dtype=F64, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize(("fn", "peer", "in_dims", "shapes"), VMAP_CASES)
+def test_vmap_and_vmap_of_grad_match_torch(fn: Callable, peer: Callable, in_dims: Any, shapes: list[tuple[int, ...]]) -> None:
+    args = [torch.randn(s, dtype=F64, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(shapes)]
+    torch.testing.assert_close(torch.vmap(fn, in_dims=in_dims)(*args), torch.vmap(peer, in_dims=in_dims)(*args))
+
+    def grad_of(f: Callable) -> Callable:
+        return torch.func.grad(lambda *a: f(*a).pow(2).sum(), argnums=tuple(range(len(args))))
+    torch.testing.assert_close(torch.vmap(grad_of(fn), in_dims=in_dims)(*args),
+                               torch.vmap(grad_of(peer), in_dims=in_dims)(*args))
+
+
+def test_per_sample_weight_gradients_match_torch() -> None:
+    """The Opacus pattern: vmap over the batch of grad with respect to the weight."""
+    x = torch.randn(6, 4, 7, 6, dtype=F64)
+
+    def per_sample(conv: Callable) -> torch.Tensor:
+        loss = lambda w, xi: conv(xi.unsqueeze(0), w).relu().sum()  # noqa: E731
+        return torch.vmap(torch.func.grad(loss), in_dims=(None, 0))(VW, x)
+    torch.testing.assert_close(per_sample(lambda a, w: ct.conv2d(a, w, padding=1)),
+                               per_sample(lambda a, w: F.conv2d(a, w, padding=1)))

@@ -439,11 +439,54 @@ _relu_op.register_autograd(_relu_bwd, setup_context=_relu_setup)
 _relu_backward_op.register_autograd(_relu_backward_bwd, setup_context=_relu_backward_setup)
 
 
-def _functorch_function(op: Any, setup: Any, bwd: Any) -> Any:
-    """An autograd.Function (with setup_context) running ``op``, for use under torch.func transforms.
+class _VmapFold:
+    """How torch.vmap batches an op: the mapped axis folded into the batch axis, or a loop.
+
+    ``batch``: the argument indices whose axis 0 is the batch (images); when
+    only they are mapped, the mapped axis is folded into it (one call on
+    B * N images), the others broadcast. ``shape``: the index of a shape
+    argument whose batch entry grows with it. ``elementwise``: any-shape ops,
+    called on the mapped tensors as they are. Anything else (a mapped weight,
+    the weight gradient's sum over the batch) runs one call per mapped entry.
+    """
+
+    def __init__(self, batch: tuple[int, ...] = (), shape: int | None = None, elementwise: bool = False) -> None:
+        self.batch, self.shape, self.elementwise = batch, shape, elementwise
+
+    def __call__(self, fn: Any, batch_size: int, in_dims: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        # in_dims mirrors the arguments (a list argument gets a list of Nones): an int marks a mapped tensor
+        mapped = {i for i, d in enumerate(in_dims) if isinstance(d, int)}
+        folds = self.elementwise or bool(self.batch) and mapped <= set(self.batch)
+        if not folds:
+            outs = [fn.apply(*[a.select(d, b) if isinstance(d, int) else a for a, d in zip(args, in_dims)])
+                    for b in range(batch_size)]
+            if isinstance(outs[0], tuple):
+                return tuple(torch.stack(o) for o in zip(*outs)), (0,) * len(outs[0])
+            return torch.stack(outs), 0
+        new = list(args)
+        for i in (mapped if self.elementwise else self.batch):
+            t = args[i].movedim(in_dims[i], 0) if i in mapped else args[i].expand(batch_size, *args[i].shape)
+            new[i] = t if self.elementwise else t.reshape(-1, *t.shape[2:]).contiguous()
+        if self.elementwise:  # every operand on the mapped axis
+            new = [a if i in mapped else a.expand(batch_size, *a.shape) for i, a in enumerate(new)]
+            return fn.apply(*new), 0
+        if self.shape is not None:
+            new[self.shape] = [batch_size * args[self.shape][0], *args[self.shape][1:]]
+        out = fn.apply(*new)
+
+        def unfold(o: torch.Tensor) -> torch.Tensor:
+            return o.reshape(batch_size, -1, *o.shape[1:])
+        if isinstance(out, tuple):
+            return tuple(unfold(o) for o in out), (0,) * len(out)
+        return unfold(out), 0
+
+
+def _functorch_function(op: Any, setup: Any, bwd: Any, fold: _VmapFold) -> Any:
+    """An autograd.Function (with setup_context and a vmap rule) running ``op``, for torch.func transforms.
 
     torch 2.13 builds the custom op's own autograd wrapper without setup_context,
-    which torch.func rejects; this one has the same setup and backward.
+    which torch.func rejects; this one has the same setup and backward, and
+    batches under vmap as ``fold`` says.
     """
 
     class _Fn(torch.autograd.Function):
@@ -459,27 +502,37 @@ def _functorch_function(op: Any, setup: Any, bwd: Any) -> Any:
         def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
             return bwd(ctx, *grads)
 
+        @staticmethod
+        def vmap(info: Any, in_dims: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
+            return fold(_Fn, info.batch_size, in_dims, args)
+
     return _Fn
 
 
+_IMAGES, _ELEMENTWISE = _VmapFold(batch=(0,)), _VmapFold(elementwise=True)
 _FUNCTORCH: dict[Any, Any] = {
-    op: _functorch_function(op, setup, bwd)
-    for op, setup, bwd in (
-        (_conv2d_op, _conv2d_setup, _conv2d_bwd),
-        (_conv2d_input_grad_op, _input_grad_setup, _input_grad_bwd),
-        (_conv2d_weight_grad_op, _weight_grad_setup, _weight_grad_bwd),
-        (_max_pool2d_op, _max_pool2d_setup, _max_pool2d_bwd),
-        (_max_pool2d_backward_op, _max_pool2d_backward_setup, _max_pool2d_backward_bwd),
-        *_LINEAR_POOLS,
-        (_adaptive_max_pool2d_op, _max_pool2d_setup, _adaptive_max_pool2d_bwd),
-        (_relu_op, _relu_setup, _relu_bwd),
-        (_relu_backward_op, _relu_backward_setup, _relu_backward_bwd),
+    op: _functorch_function(op, setup, bwd, fold)
+    for (op, setup, bwd), fold in (
+        ((_conv2d_op, _conv2d_setup, _conv2d_bwd), _IMAGES),
+        ((_conv2d_input_grad_op, _input_grad_setup, _input_grad_bwd), _VmapFold(batch=(0,), shape=2)),
+        ((_conv2d_weight_grad_op, _weight_grad_setup, _weight_grad_bwd), _VmapFold()),  # sums over the images
+        ((_max_pool2d_op, _max_pool2d_setup, _max_pool2d_bwd), _IMAGES),
+        ((_max_pool2d_backward_op, _max_pool2d_backward_setup, _max_pool2d_backward_bwd), _VmapFold(batch=(0, 1, 2))),
+        (_LINEAR_POOLS[0], _IMAGES),
+        (_LINEAR_POOLS[1], _VmapFold(batch=(0,), shape=1)),
+        (_LINEAR_POOLS[2], _IMAGES),
+        (_LINEAR_POOLS[3], _VmapFold(batch=(0,), shape=1)),
+        ((_adaptive_max_pool2d_op, _max_pool2d_setup, _adaptive_max_pool2d_bwd), _IMAGES),
+        ((_relu_op, _relu_setup, _relu_bwd), _ELEMENTWISE),
+        ((_relu_backward_op, _relu_backward_setup, _relu_backward_bwd), _ELEMENTWISE),
     )
 }
 
 
 def _like_input(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Give a 4-d result the channels_last layout when the input has it, as stock torch does (a copy for now)."""
+    if torch._C._are_functorch_transforms_active():
+        return out  # vmap cannot be asked for memory formats; under torch.func the result stays NCHW
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out
