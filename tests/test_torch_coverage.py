@@ -105,10 +105,24 @@ def test_export_of_the_new_modules_runs_convext_ops() -> None:
     torch.testing.assert_close(exported.module()(x), model(x))
 
 
-def test_output_padding_from_dilation_is_refused_by_name() -> None:
+@pytest.mark.parametrize(("stride", "padding", "output_padding", "dilation"),
+                         [(1, 0, 1, 2), (1, 2, 2, 3), ((2, 1), (0, 1), (1, 2), (1, 3))])
+def test_output_padding_up_to_the_dilation_matches_torch(stride: Any, padding: Any, output_padding: Any,
+                                                         dilation: Any) -> None:
+    x = torch.randn(2, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 3, 2, dtype=torch.float64, requires_grad=True)
+    args = (stride, padding, output_padding, 1, dilation)
+    got = ct.conv_transpose2d(x, w, None, *args)
+    want = torch.nn.functional.conv_transpose2d(x, w, None, *args)
+    torch.testing.assert_close(got, want)
+    g = torch.randn_like(want)
+    torch.testing.assert_close(torch.autograd.grad(got, (x, w), g), torch.autograd.grad(want, (x, w), g))
+    y = convext.conv_transpose2d(x.detach().numpy(), w.detach().numpy(), None, *args)
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose2d_groups_must_be_an_integer() -> None:
     x, w = torch.randn(1, 2, 5, 5), torch.randn(2, 2, 3, 3)
-    with pytest.raises(ValueError, match="output_padding"):
-        ct.conv_transpose2d(x, w, stride=1, dilation=2, output_padding=1)
     with pytest.raises(TypeError, match="groups"):
         ct.conv_transpose2d(x, w, groups=1.0)  # type: ignore[arg-type]
 
@@ -218,7 +232,7 @@ def test_numpy_avg_pool_divisor_override_matches_reference_sums() -> None:
     (lambda x: convext.adaptive_avg_pool2d(x, 0), "output_size"),
     (lambda x: convext.adaptive_max_pool2d(x, (2, 3, 4)), "output_size"),
     (lambda x: convext.adaptive_avg_pool2d(x[0], 2), "4-D"),
-    (lambda x: convext.avg_pool2d(x, 2, divisor_override=0), "divisor_override"),
+    (lambda x: convext.avg_pool2d(x, 2, divisor_override=0), "divisor_override must not be zero"),
     (lambda x: convext.adaptive_max_pool2d_backward(np.zeros((1, 2, 3, 3)), x, np.full((1, 2, 3, 3), 99)), "indices"),
 ])
 def test_numpy_pool_errors_name_the_argument(call: Any, match: str) -> None:

@@ -38,9 +38,8 @@ AvgPoolOptions avg_options(const char* op, py::handle count_include_pad,
     opt.count_include_pad = to_bool(count_include_pad, op, "count_include_pad");
     if (!divisor_override.is_none()) {
         opt.divisor_override = to_index(divisor_override, op, "divisor_override");
-        if (opt.divisor_override < 1)
-            throw std::invalid_argument(msg(op, ": divisor_override must be at least 1, got ",
-                                            opt.divisor_override));
+        if (opt.divisor_override == 0)
+            throw std::invalid_argument(msg(op, ": divisor_override must not be zero"));
     }
     return opt;
 }

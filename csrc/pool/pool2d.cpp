@@ -58,8 +58,8 @@ inline index_t argmax_in(const Pool2dGeometry& g, const T* plane, const Window& 
 
 // Average-pool window and divisor, PyTorch's formula: the window is first
 // clipped to the padded input (that size is the divisor with
-// count_include_pad), then to the input; divisor_override (if > 0) replaces
-// the divisor.
+// count_include_pad), then to the input; divisor_override (if not 0)
+// replaces the divisor.
 struct AvgWindow {
     index_t h0, h1, w0, w1;
     index_t divisor;
@@ -79,7 +79,7 @@ inline AvgWindow avg_window(const Pool2dGeometry& g, const AvgPoolOptions& opt, 
     he = std::min(he, g.H), we = std::min(we, g.W);
     const index_t inner = (he - hs) * (we - ws);
     const index_t divisor =
-        opt.divisor_override > 0 ? opt.divisor_override : opt.count_include_pad ? padded_size : inner;
+        opt.divisor_override != 0 ? opt.divisor_override : opt.count_include_pad ? padded_size : inner;
     return {hs, he, ws, we, divisor};
 }
 

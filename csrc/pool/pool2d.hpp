@@ -18,7 +18,8 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* dy, const T* x,
 
 // Average pooling's divisor (unused by adaptive pooling, whose windows divide
 // by their own size): with count_include_pad the window clipped to the padded
-// input, else to the input; divisor_override > 0 replaces both.
+// input, else to the input; a divisor_override other than 0 (any sign, as
+// PyTorch) replaces both.
 struct AvgPoolOptions {
     bool count_include_pad = true;
     index_t divisor_override = 0;

@@ -499,6 +499,32 @@ def conv_transpose2d_output_size(
     return (n, int(weight_shape[1]) * groups, ho, wo)
 
 
+def transpose_window(
+    x_shape: Sequence[int], weight_shape: Sequence[int], stride: IntPair, padding: IntPair,
+    output_padding: IntPair, dilation: IntPair,
+) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
+    """A transposed convolution as a window of the unpadded one (for output_padding >= stride).
+
+    The engine's input-gradient op computes output rows up to the last one a
+    product reaches when ``output_padding < stride``; past that (PyTorch
+    admits ``output_padding`` up to the dilation) the result is the full
+    transposed convolution (no padding) from row ``padding``, with zero rows
+    appended where it runs out.
+
+    Returns
+    -------
+    full : (int, int)
+        The unpadded transposed convolution's spatial size.
+    window : ((int, int), (int, int))
+        Per dimension, the first row / column taken and the zeros appended.
+    """
+    st, pad, opad, dil = (pair(v, "conv_transpose2d") for v in (stride, padding, output_padding, dilation))
+    full = tuple((x_shape[2 + i] - 1) * st[i] + dil[i] * (weight_shape[2 + i] - 1) + 1 for i in range(2))
+    out = tuple(full[i] - 2 * pad[i] + opad[i] for i in range(2))
+    window = tuple((pad[i], max(0, pad[i] + out[i] - full[i])) for i in range(2))
+    return (full[0], full[1]), (window[0], window[1])
+
+
 def conv_transpose2d(
     x: ArrayLike,
     weight: ArrayLike,
@@ -528,7 +554,7 @@ def conv_transpose2d(
         of zero padding from each side of the full convolution).
     output_padding : int or (int, int)
         Rows / columns added at the bottom / right; smaller than the stride
-        (PyTorch admits up to the dilation too; convext refuses those).
+        or the dilation.
     groups : int
         Number of channel groups.
 
@@ -547,11 +573,13 @@ def conv_transpose2d(
                                                    output_padding, groups, dilation)
     st = pair(stride, "conv_transpose2d: stride")
     opad = pair(output_padding, "conv_transpose2d: output_padding")
-    if any(o >= s for o, s in zip(opad, st)):
-        raise ValueError("conv_transpose2d: convext computes output_padding smaller than the "
-                         f"stride (PyTorch also admits it up to the dilation), got "
-                         f"output_padding={opad}, stride={st}")
-    y = _core.conv2d_input_grad(xa, wa, (n, cout, ho, wo), stride, padding, dilation, groups)
+    if all(o < s for o, s in zip(opad, st)):
+        y = _core.conv2d_input_grad(xa, wa, (n, cout, ho, wo), stride, padding, dilation, groups)
+    else:
+        full, window = transpose_window(xa.shape, wa.shape, stride, padding, output_padding, dilation)
+        y = _core.conv2d_input_grad(xa, wa, (n, cout) + full, stride, 0, dilation, groups)
+        y = np.pad(y[:, :, window[0][0]:, window[1][0]:],
+                   ((0, 0), (0, 0), (0, window[0][1]), (0, window[1][1])))[:, :, :ho, :wo].copy()
     if bias is not None:
         b = np.asarray(bias)
         if b.shape != (cout,):
@@ -748,7 +776,7 @@ def avg_pool2d(
         Divide by the window size including zero padding (clipped to the
         padded input), else by the number of input elements in the window.
     divisor_override : int, optional
-        Divide every window's sum by this (at least 1) instead.
+        Divide every window's sum by this (any non-zero integer, as PyTorch) instead.
 
     Returns
     -------

@@ -38,6 +38,7 @@ from convext._args import IntPair, Pair
 from convext._args import pair as _pair
 
 __all__ = [
+    "conv1d",
     "conv2d",
     "conv_transpose2d",
     "max_pool2d",
@@ -661,6 +662,61 @@ def conv2d(
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
+def _int1(value: Any, name: str) -> int:
+    """A 1-d conv parameter: an int or a 1-sequence, as torch.nn.functional.conv1d takes it."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"convext.torch.conv1d: {name} must be an int or a 1-sequence, got {value!r}")
+        value = value[0]
+    return _pair(value, name)[0]
+
+
+def conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: str | int | tuple[int, ...] = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """1-D convolution computed by convext as a 1 x kW 2-D correlation, like ``torch.nn.functional.conv1d``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input (N, C, L) or (C, L); CPU, float32 or float64.
+    weight : torch.Tensor
+        Filters (K, C / groups, kW), same dtype.
+    bias : torch.Tensor or None
+        Shape (K,).
+    stride, dilation : int or (int,)
+        As in PyTorch.
+    padding : int, (int,), "valid" or "same"
+        Zero padding.
+    groups : int
+        Number of channel groups.
+
+    Returns
+    -------
+    torch.Tensor
+        The output (N, K, L_out) or (K, L_out), differentiable in ``x``, ``weight`` and ``bias``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; ValueError for inputs that are not 2-d or 3-d.
+    """
+    _check_tensors("conv1d", x=x, weight=weight, bias=bias)
+    if x.dim() not in (2, 3) or weight.dim() != 3:
+        raise ValueError(f"convext.torch.conv1d: x must be 2-d (C, L) or 3-d (N, C, L) and weight 3-d, got shapes "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+    pad = padding if isinstance(padding, str) else (0, _int1(padding, "padding"))
+    out = conv2d(x.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, _int1(stride, "stride")), pad,
+                 (1, _int1(dilation, "dilation")), groups)
+    return out.squeeze(-2)
+
+
 def conv_transpose2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -689,8 +745,7 @@ def conv_transpose2d(
     stride, padding, dilation : int or (int, int)
         As in PyTorch.
     output_padding : int or (int, int)
-        Smaller than the stride (convext does not compute PyTorch's other
-        case, smaller than the dilation).
+        Smaller than the stride or the dilation.
     groups : int
         Number of channel groups.
 
@@ -717,11 +772,15 @@ def conv_transpose2d(
     if x4.shape[0] == 0:
         out = torch.nn.functional.conv_transpose2d(x4, weight, bias, stride, padding, output_padding, groups, dilation)
     else:
-        if any(o >= s for o, s in zip(_pair(output_padding, "output_padding"), geometry[0])):
-            raise ValueError(f"convext.torch.conv_transpose2d: output_padding={output_padding!r} must be smaller "
-                             f"than stride={stride!r}; use torch.nn.functional.conv_transpose2d")
         x4 = x4.contiguous()
-        out = _call(_conv2d_input_grad_op, x4, weight, list(shape), *geometry, dilation_p, groups)
+        if all(o < s for o, s in zip(_pair(output_padding, "output_padding"), geometry[0])):
+            out = _call(_conv2d_input_grad_op, x4, weight, list(shape), *geometry, dilation_p, groups)
+        else:  # a window of the unpadded transposed convolution (see convext.transpose_window)
+            full, ((h0, hz), (w0, wz)) = _cx.functional.transpose_window(
+                tuple(x4.shape), tuple(weight.shape), stride, padding, output_padding, dilation)
+            out = _call(_conv2d_input_grad_op, x4, weight, [shape[0], shape[1], *full], geometry[0], [0, 0],
+                        dilation_p, groups)
+            out = torch.nn.functional.pad(out[:, :, h0:, w0:], (0, wz, 0, hz))[:, :, :shape[2], :shape[3]]
         if bias is not None:
             out = out + bias.view(1, -1, 1, 1)
     return out.squeeze(0) if unbatched else _like_input(x, out)
@@ -972,9 +1031,6 @@ def _unsupported_reason(module: torch.nn.Module) -> str | None:
         stride = tuple(module.stride) * (2 // len(module.stride))
         if isinstance(module.padding, str) and not (module.padding == "valid" or stride == (1, 1)):
             return f"padding={module.padding!r} with stride={module.stride}"
-        if isinstance(module, torch.nn.ConvTranspose2d) and any(
-                o >= s for o, s in zip(module.output_padding, module.stride)):
-            return f"output_padding={module.output_padding} not smaller than stride={module.stride}"
         for name, p in module.named_parameters(recurse=False):
             if p.device.type != "cpu" or p.dtype not in _FLOAT_DTYPES:
                 return f"{name} is {p.dtype} on {p.device}"
@@ -1168,10 +1224,7 @@ class Conv1d(torch.nn.Conv1d):
         if reason is not None:
             _warn_fallback(self, reason)
             return super().forward(input)
-        padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
-        out = conv2d(input.unsqueeze(-2), self.weight.unsqueeze(-2), self.bias, (1, self.stride[0]), padding,
-                     (1, self.dilation[0]), self.groups)
-        return out.squeeze(-2)
+        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(torch.nn.ConvTranspose2d):
@@ -1180,8 +1233,7 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d):
     Raises
     ------
     ValueError
-        At construction, for an ``output_padding`` not smaller than the
-        stride, or parameters that are not float32/float64 on the CPU.
+        At construction, for parameters that are not float32/float64 on the CPU.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -1209,8 +1261,6 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d):
         padding = tuple(self.padding)  # ConvTranspose2d's padding is never a string
         output_padding = self._output_padding(input, output_size, list(self.stride), list(padding),  # type: ignore[arg-type]
                                               list(self.kernel_size), 2, list(self.dilation))
-        if reason is None and any(o >= s for o, s in zip(output_padding, self.stride)):
-            reason = f"output_padding={tuple(output_padding)} not smaller than stride={self.stride}"
         if reason is not None:
             _warn_fallback(self, reason)
             return super().forward(input, output_size)
@@ -1314,8 +1364,7 @@ def convert(model: torch.nn.Module, inplace: bool = True) -> torch.nn.Module:
     classes of this module. The replacements share the original ``Parameter``
     objects, so weights are kept and existing optimizers keep working.
     Configurations convext cannot compute (``padding_mode`` other than
-    "zeros", a ``padding`` string with a stride, a transposed convolution's
-    ``output_padding`` not smaller than its stride, parameters off the CPU or
+    "zeros", a ``padding`` string with a stride, parameters off the CPU or
     not float32/float64) are left as they are; they and every other conv,
     pooling or activation module left on torch are named in one
     :class:`ConversionWarning`. At run time, calls convext does not compute
