@@ -104,7 +104,8 @@ def _check_tensors(op: str, **tensors: torch.Tensor | None) -> None:
 
 def _np(t: torch.Tensor) -> NDArray[Any]:
     """A numpy view of ``t``: zero-copy when ``t`` is contiguous, else of a contiguous copy."""
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     if not t.is_contiguous():
         t = t.contiguous()
     return t.numpy()
@@ -539,6 +540,10 @@ def _like_input(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
+#: tensor types with no behaviour of their own (a module's weights are Parameters)
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
 def _direct(*tensors: torch.Tensor | None) -> bool:
     """True when a call may skip the dispatcher and run the engine directly.
 
@@ -552,7 +557,7 @@ def _direct(*tensors: torch.Tensor | None) -> bool:
         return False
     grad = torch.is_grad_enabled()
     for t in tensors:
-        if t is not None and (type(t) is not torch.Tensor or (grad and t.requires_grad)):
+        if t is not None and (type(t) not in _PLAIN_TENSORS or (grad and t.requires_grad)):
             return False
     return True
 
@@ -1113,6 +1118,13 @@ class Conv2d(torch.nn.Conv2d):
         if reason is not None:
             _warn_fallback(self, reason)
             return super().forward(input)
+        if (not isinstance(self.padding, str) and input.dim() == 4 and input.shape[0] > 0
+                and _direct(input, self.weight, self.bias)):
+            # eager inference: the module's attributes are already int pairs, straight to the engine
+            bias = None if self.bias is None else _np(self.bias)
+            out = _tensor(_cx._core.conv2d(_np(input), _np(self.weight), bias, self.stride, self.padding,
+                                           self.dilation, self.groups))
+            return _like_input(input, out)
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -1186,6 +1198,8 @@ class ReLU(torch.nn.ReLU):
         if reason is not None:
             _warn_fallback(self, reason)
             return super().forward(input)
+        if not self.inplace and input.numel() > 0 and _direct(input):  # eager inference: straight to the engine
+            return _like_input(input, _tensor(_cx._core.relu(_np(input))))
         return relu(input, self.inplace)
 
 
