@@ -1082,8 +1082,58 @@ def _warn_fallback(module: torch.nn.Module, reason: str) -> None:
         )
 
 
-class Conv2d(torch.nn.Conv2d):
-    """``torch.nn.Conv2d`` computed by convext.
+class _Converted:
+    """What every module class below shares: ``forward`` runs convext (``_compute``) or, for a
+    call convext does not compute (``_fallback`` names why: dtype, device, autocast, ...), the
+    torch.nn base class's own forward, with one warning per class and reason."""
+
+    def _fallback(self, input: torch.Tensor) -> str | None:
+        return _fallback_reason(input)
+
+    def _compute(self, input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def forward(self, input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """Compute the layer with convext (stock torch where convext cannot, warned once).
+
+        Parameters
+        ----------
+        input : torch.Tensor
+            As the torch.nn module takes it.
+        *args, **kwargs
+            The torch.nn module's further forward arguments (ConvTranspose2d's ``output_size``).
+
+        Returns
+        -------
+        Any
+            What the torch.nn module returns.
+        """
+        reason = self._fallback(input)
+        if reason is not None:
+            _warn_fallback(self, reason)  # type: ignore[arg-type]
+            return super().forward(input, *args, **kwargs)  # type: ignore[misc]
+        return self._compute(input, *args, **kwargs)
+
+
+class _ConvertedConv(_Converted):
+    """Conv modules: checked at construction; a call falls back for its parameters too."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _require_supported(self)  # type: ignore[arg-type]
+
+    def _fallback(self, input: torch.Tensor) -> str | None:
+        reason = _fallback_reason(input, self.weight, self.bias)
+        if reason is None and input.dtype != self.weight.dtype:
+            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+        return reason
+
+
+class Conv2d(_ConvertedConv, torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` computed by convext (see :func:`conv2d`).
 
     Same constructor, parameters and ``state_dict`` keys as ``torch.nn.Conv2d``.
 
@@ -1091,33 +1141,10 @@ class Conv2d(torch.nn.Conv2d):
     ------
     ValueError
         At construction, for ``padding_mode`` other than "zeros", a ``padding``
-        string without a symmetric equivalent, or parameters that are not
-        float32/float64 on the CPU.
+        string with a stride, or parameters that are not float32/float64 on the CPU.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _require_supported(self)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Convolve ``input`` with convext (see :func:`conv2d`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, H, W) or (C, H, W).
-
-        Returns
-        -------
-        torch.Tensor
-            The output.
-        """
-        reason = _fallback_reason(input, self.weight, self.bias)
-        if reason is None and input.dtype != self.weight.dtype:
-            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
+    def _compute(self, input: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if (not isinstance(self.padding, str) and input.dim() == 4 and input.shape[0] > 0
                 and _direct(input, self.weight, self.bias)):
             # eager inference: the module's attributes are already int pairs, straight to the engine
@@ -1128,83 +1155,8 @@ class Conv2d(torch.nn.Conv2d):
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class MaxPool2d(torch.nn.MaxPool2d):
-    """``torch.nn.MaxPool2d`` computed by convext (same constructor)."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Max-pool ``input`` with convext (see :func:`max_pool2d`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, H, W) or (C, H, W).
-
-        Returns
-        -------
-        torch.Tensor or (torch.Tensor, torch.Tensor)
-            The pooled tensor, and the indices if ``return_indices``.
-        """
-        reason = _fallback_reason(input)
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
-        return max_pool2d(
-            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
-        )
-
-
-class AvgPool2d(torch.nn.AvgPool2d):
-    """``torch.nn.AvgPool2d`` computed by convext (same constructor, ``divisor_override`` included)."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Average-pool ``input`` with convext (see :func:`avg_pool2d`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, H, W) or (C, H, W).
-
-        Returns
-        -------
-        torch.Tensor
-            The pooled tensor.
-        """
-        reason = _fallback_reason(input)
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
-        return avg_pool2d(
-            input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override
-        )
-
-
-class ReLU(torch.nn.ReLU):
-    """``torch.nn.ReLU`` computed by convext (same constructor, ``inplace`` honoured)."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Apply ``max(input, 0)`` with convext (see :func:`relu`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            Any shape.
-
-        Returns
-        -------
-        torch.Tensor
-            The result.
-        """
-        reason = _fallback_reason(input)
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
-        if not self.inplace and input.numel() > 0 and _direct(input):  # eager inference: straight to the engine
-            return _like_input(input, _tensor(_cx._core.relu(_np(input))))
-        return relu(input, self.inplace)
-
-
-class Conv1d(torch.nn.Conv1d):
-    """``torch.nn.Conv1d`` computed by convext as a 1 x kW 2-D correlation (same constructor).
+class Conv1d(_ConvertedConv, torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` computed by convext as a 1 x kW 2-D correlation (see :func:`conv1d`).
 
     Raises
     ------
@@ -1213,36 +1165,18 @@ class Conv1d(torch.nn.Conv1d):
         that are not float32/float64 on the CPU.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _require_supported(self)
+    def _fallback(self, input: torch.Tensor) -> str | None:
+        reason = super()._fallback(input)
+        return reason if reason is not None or input.dim() in (2, 3) else f"a {input.dim()}-d input"
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Correlate ``input`` (N, C, L) or (C, L) with convext (see :func:`conv2d`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, L) or (C, L).
-
-        Returns
-        -------
-        torch.Tensor
-            The output.
-        """
-        reason = _fallback_reason(input, self.weight, self.bias)
-        if reason is None and input.dtype != self.weight.dtype:
-            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
-        if reason is None and input.dim() not in (2, 3):
-            reason = f"a {input.dim()}-d input"
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
+    def _compute(self, input: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class ConvTranspose2d(torch.nn.ConvTranspose2d):
-    """``torch.nn.ConvTranspose2d`` computed by convext (same constructor; see :func:`conv_transpose2d`).
+class ConvTranspose2d(_ConvertedConv, torch.nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` computed by convext (see :func:`conv_transpose2d`).
+
+    ``forward(input, output_size=None)``: ``output_size`` picks ``output_padding``, as in PyTorch.
 
     Raises
     ------
@@ -1250,82 +1184,51 @@ class ConvTranspose2d(torch.nn.ConvTranspose2d):
         At construction, for parameters that are not float32/float64 on the CPU.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _require_supported(self)
-
-    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        """Transposed-convolve ``input`` with convext.
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C_in, H, W) or (C_in, H, W).
-        output_size : list of int, optional
-            The wanted output size, which picks ``output_padding`` (as in PyTorch).
-
-        Returns
-        -------
-        torch.Tensor
-            The output.
-        """
-        reason = _fallback_reason(input, self.weight, self.bias)
-        if reason is None and input.dtype != self.weight.dtype:
-            reason = f"input dtype {input.dtype} with weight dtype {self.weight.dtype}"
+    def _compute(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:  # type: ignore[override]
         padding = tuple(self.padding)  # ConvTranspose2d's padding is never a string
         output_padding = self._output_padding(input, output_size, list(self.stride), list(padding),  # type: ignore[arg-type]
                                               list(self.kernel_size), 2, list(self.dilation))
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input, output_size)
         return conv_transpose2d(input, self.weight, self.bias, self.stride, padding, tuple(output_padding),  # type: ignore[arg-type]
                                 self.groups, self.dilation)
 
 
-class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
-    """``torch.nn.AdaptiveAvgPool2d`` computed by convext (same constructor)."""
+class MaxPool2d(_Converted, torch.nn.MaxPool2d):
+    """``torch.nn.MaxPool2d`` computed by convext (same constructor; see :func:`max_pool2d`)."""
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Adaptive-average-pool ``input`` with convext (see :func:`adaptive_avg_pool2d`).
+    def _compute(self, input: torch.Tensor) -> Any:  # type: ignore[override]
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                          self.return_indices)
 
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, H, W) or (C, H, W).
 
-        Returns
-        -------
-        torch.Tensor
-            The pooled tensor.
-        """
-        reason = _fallback_reason(input)
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
+class AvgPool2d(_Converted, torch.nn.AvgPool2d):
+    """``torch.nn.AvgPool2d`` computed by convext (same constructor, ``divisor_override`` included)."""
+
+    def _compute(self, input: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                          self.divisor_override)
+
+
+class AdaptiveMaxPool2d(_Converted, torch.nn.AdaptiveMaxPool2d):
+    """``torch.nn.AdaptiveMaxPool2d`` computed by convext (same constructor; see :func:`adaptive_max_pool2d`)."""
+
+    def _compute(self, input: torch.Tensor) -> Any:  # type: ignore[override]
+        return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+
+class AdaptiveAvgPool2d(_Converted, torch.nn.AdaptiveAvgPool2d):
+    """``torch.nn.AdaptiveAvgPool2d`` computed by convext (same constructor; see :func:`adaptive_avg_pool2d`)."""
+
+    def _compute(self, input: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return adaptive_avg_pool2d(input, self.output_size)
 
 
-class AdaptiveMaxPool2d(torch.nn.AdaptiveMaxPool2d):
-    """``torch.nn.AdaptiveMaxPool2d`` computed by convext (same constructor)."""
+class ReLU(_Converted, torch.nn.ReLU):
+    """``torch.nn.ReLU`` computed by convext (same constructor, ``inplace`` honoured; see :func:`relu`)."""
 
-    def forward(self, input: torch.Tensor) -> Any:
-        """Adaptive-max-pool ``input`` with convext (see :func:`adaptive_max_pool2d`).
-
-        Parameters
-        ----------
-        input : torch.Tensor
-            (N, C, H, W) or (C, H, W).
-
-        Returns
-        -------
-        torch.Tensor or (torch.Tensor, torch.Tensor)
-            The pooled tensor, and the indices if ``return_indices``.
-        """
-        reason = _fallback_reason(input)
-        if reason is not None:
-            _warn_fallback(self, reason)
-            return super().forward(input)
-        return adaptive_max_pool2d(input, self.output_size, self.return_indices)
+    def _compute(self, input: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self.inplace and input.numel() > 0 and _direct(input):  # eager inference: straight to the engine
+            return _like_input(input, _tensor(_cx._core.relu(_np(input))))
+        return relu(input, self.inplace)
 
 
 # Exact torch.nn types that convert() swaps (subclasses may override forward,
