@@ -791,6 +791,16 @@ def conv_transpose2d(
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
+def _pool(op: Any, stock: Any, x4: torch.Tensor, *geometry: Any, return_indices: bool = False) -> Any:
+    """Run a pooling op: stock torch for an empty batch (its empty result), the plain kernel in
+    eager inference (no dispatcher), else the custom op (autograd, compile, torch.func)."""
+    if x4.shape[0] == 0:
+        return stock(x4, *geometry, return_indices=True) if return_indices else stock(x4, *geometry)
+    if _direct(x4):
+        return op._init_fn(x4, *geometry)
+    return _call(op, x4, *geometry)
+
+
 def _adaptive_size(output_size: Any, x: torch.Tensor) -> list[int]:
     """``output_size`` as two ints, None standing for the input's size (as PyTorch)."""
     if isinstance(output_size, (list, tuple)) and len(output_size) == 2:
@@ -823,12 +833,7 @@ def adaptive_avg_pool2d(x: torch.Tensor, output_size: Any) -> torch.Tensor:
     _check_tensors("adaptive_avg_pool2d", x=x)
     x4, unbatched = _batched("adaptive_avg_pool2d", x)
     size = _adaptive_size(output_size, x4)
-    if x4.shape[0] == 0:
-        out = torch.nn.functional.adaptive_avg_pool2d(x4, (size[0], size[1]))
-    elif _direct(x4):
-        out = _adaptive_avg_pool2d_op._init_fn(x4, size)
-    else:
-        out = _call(_adaptive_avg_pool2d_op, x4, size)
+    out = _pool(_adaptive_avg_pool2d_op, torch.nn.functional.adaptive_avg_pool2d, x4, size)
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
@@ -861,12 +866,7 @@ def adaptive_max_pool2d(
     _check_tensors("adaptive_max_pool2d", x=x)
     x4, unbatched = _batched("adaptive_max_pool2d", x)
     size = _adaptive_size(output_size, x4)
-    if x4.shape[0] == 0:
-        out, idx = torch.nn.functional.adaptive_max_pool2d(x4, size, return_indices=True)
-    elif _direct(x4):
-        out, idx = _adaptive_max_pool2d_op._init_fn(x4, size)
-    else:
-        out, idx = _call(_adaptive_max_pool2d_op, x4, size)
+    out, idx = _pool(_adaptive_max_pool2d_op, torch.nn.functional.adaptive_max_pool2d, x4, size, return_indices=True)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
     out, idx = _like_input(x, out), _like_input(x, idx)
@@ -925,12 +925,7 @@ def max_pool2d(
     kernel = _pair(kernel_size, "kernel_size")
     geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")),
                 list(_pair(dilation, "dilation")), bool(ceil_mode))
-    if x4.shape[0] == 0:  # an empty batch: stock torch's empty result
-        out, idx = torch.nn.functional.max_pool2d(x4, *geometry, return_indices=True)
-    elif _direct(x4):
-        out, idx = _max_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
-    else:
-        out, idx = _call(_max_pool2d_op, x4, *geometry)
+    out, idx = _pool(_max_pool2d_op, torch.nn.functional.max_pool2d, x4, *geometry, return_indices=True)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
     out, idx = _like_input(x, out), _like_input(x, idx)
@@ -982,12 +977,7 @@ def avg_pool2d(
     kernel = _pair(kernel_size, "kernel_size")
     geometry = (list(kernel), list(_pool_stride(stride, kernel)), list(_pair(padding, "padding")), bool(ceil_mode),
                 bool(count_include_pad), divisor_override)
-    if x4.shape[0] == 0:  # an empty batch: stock torch's empty result
-        out = torch.nn.functional.avg_pool2d(x4, *geometry)
-    elif _direct(x4):
-        out = _avg_pool2d_op._init_fn(x4, *geometry)  # eager inference: skip the dispatcher
-    else:
-        out = _call(_avg_pool2d_op, x4, *geometry)
+    out = _pool(_avg_pool2d_op, torch.nn.functional.avg_pool2d, x4, *geometry)
     return out.squeeze(0) if unbatched else _like_input(x, out)
 
 
