@@ -154,8 +154,6 @@ Pool2dGeometry make_adaptive_pool2d_geometry(const char* op, const Shape& x, Pai
     g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
     g.adaptive = true;
     g.Ho = output_size.h, g.Wo = output_size.w;
-    if (g.H < 1 || g.W < 1)
-        fail(msg(op, ": ", x_name, " must have a non-empty plane, got ", shape_str(x)));
     // the largest window: ceil(H/Ho) rows, one more when the windows overlap
     g.kernel = {std::min(g.H, ceil_div(g.H, g.Ho) + 1), std::min(g.W, ceil_div(g.W, g.Wo) + 1)};
     numel(op, g.y_shape(), "output size");
