@@ -37,9 +37,16 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     const char* op = "conv2d";
     const PhasePlanes pp(p, ceil_div(256, p.Wo));
     const index_t lw = pp.lw, band = pp.band, nbands = ceil_div(p.Ho, band);
-    const bool rowwise = pp.aw.span == 0 || 3 * round_up(p.Wo, kern.lanes) <= 4 * p.Wo;
+    // GEMM straight into y, one call per output row, unless a row would
+    // leave over a quarter of its register tiles empty (ResNet's 7x7 planes:
+    // 7 of 16 columns); then into scratch rows of lw positions, the column
+    // count rounded up to whole tiles (the planes' slack covers the reads),
+    // copied out.
+    const index_t nr = kern.gemm.nr;
+    const bool rowwise = pp.aw.span == 0 || 3 * round_up(p.Wo, nr) <= 4 * p.Wo;
+    const index_t ldo_s = round_up(band * lw, nr);
     const index_t per_thread =
-        checked_add(pp.size, rowwise ? 0 : checked_mul(Kg_up, band * lw, op), op);
+        checked_add(pp.size, rowwise ? 0 : checked_mul(Kg_up, ldo_s, op), op);
 
     Buffer<T> apack(checked_mul(p.groups, Kg_up * KD, op), "packed weights");
     parallel_for(p.groups * nkb, [&](index_t t, int) {
@@ -55,11 +62,19 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
     Buffer<index_t> off(2 * KD, "tap offsets");  // in the planes; pointwise: in x
     for (index_t k = 0; k < KD; ++k) off[k] = pp.offset(k), off[KD + k] = k * HW;
 
-    const index_t tasks = p.N * p.groups * nbands;
+    // Fewer (image, group, band) items than threads (batch 1 on small planes:
+    // ResNet's 7x7x512 layers are one band): split the output channels too,
+    // in chunks of whole register tiles. Each output's sum is the same for
+    // any split, so the split may follow the thread count.
+    const index_t items = p.N * p.groups * nbands;
+    const index_t msplit = std::min(ceil_div(call_threads(), items), ceil_div(Kg, mr));
+    const index_t mchunk = round_up(ceil_div(Kg, msplit), mr), nm = ceil_div(Kg, mchunk);
+    const index_t tasks = items * nm;
     Buffer<T> scratch(checked_mul(threads_for(tasks), per_thread, op), "input phase planes");
     parallel_for(tasks, [&](index_t t, int tid) {
-        const index_t n = t / (p.groups * nbands), g = (t / nbands) % p.groups;
-        const index_t oh0 = (t % nbands) * band, rows = std::min(band, p.Ho - oh0);
+        const index_t item = t / nm, mlo = (t % nm) * mchunk, mhi = std::min(Kg, mlo + mchunk);
+        const index_t n = item / (p.groups * nbands), g = (item / nbands) % p.groups;
+        const index_t oh0 = (item % nbands) * band, rows = std::min(band, p.Ho - oh0);
         T* planes = scratch.data() + tid * per_thread;
         const T* xg = x + (n * p.C + g * Cg) * HW;
         const T* b = planes;
@@ -69,25 +84,24 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
             b = xg + oh0 * p.W, boff += KD;
         else
             pp.fill(p, xg, oh0, rows, planes);
-        // Where the GEMM writes: y itself (one call for the band where its
-        // positions are y's own, else one per output row), or, for narrow
-        // rows that would leave most of a register tile empty, scratch rows
-        // of lw positions copied out.
+        // y itself (one call for the band where its positions are y's own,
+        // else one per output row), or the scratch rows (see rowwise).
         T* yg = y + (n * p.K + g * Kg) * P + oh0 * p.Wo;
         T* out = rowwise ? yg : planes + pp.size;
-        const index_t ldo = rowwise ? P : band * lw;
+        const index_t ldo = rowwise ? P : ldo_s;
         const bool per_row = rowwise && pp.aw.span > 0;
-        const index_t calls = per_row ? rows : 1, ncols = per_row ? p.Wo : rows * lw;
+        const index_t calls = per_row ? rows : 1;
+        const index_t ncols = per_row ? p.Wo : rowwise ? rows * lw : round_up(rows * lw, nr);
         const T* ag = apack.data() + g * Kg_up * KD;
         for (index_t k0 = 0; k0 < KD; k0 += KC) {
             const index_t kc = std::min(KC, KD - k0);
             for (index_t i = 0; i < calls; ++i)
-                for (index_t m0 = 0; m0 < Kg; m0 += gemm::kMC)
-                    kern.gemm.macro_indirect(std::min(gemm::kMC, Kg - m0), ncols, kc,
+                for (index_t m0 = mlo; m0 < mhi; m0 += gemm::kMC)
+                    kern.gemm.macro_indirect(std::min(gemm::kMC, mhi - m0), ncols, kc,
                                         ag + Kg_up * k0 + m0 * kc, b + i * lw, boff + k0,
                                         out + m0 * ldo + i * p.Wo, ldo, k0 > 0);
         }
-        for (index_t k = 0; k < Kg && (bias || !rowwise); ++k) {
+        for (index_t k = mlo; k < mhi && (bias || !rowwise); ++k) {
             const T b = bias ? bias[g * Kg + k] : T(0);
             if (rowwise)
                 kern.vec.add_scalar(rows * p.Wo, yg + k * P, b, yg + k * P);
@@ -95,7 +109,7 @@ void correlate_indirect(const CorrelationPlan& p, const T* x, const T* w, const 
                 for (index_t i = 0; i < rows; ++i)
                     kern.vec.add_scalar(p.Wo, out + k * ldo + i * lw, b, yg + k * P + i * p.Wo);
         }
-    }, Kg * KD * band * p.Wo);
+    }, mchunk * KD * band * p.Wo);
 }
 
 // Multiply, then shift and add: for layers with few output channels and
