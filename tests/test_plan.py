@@ -34,7 +34,11 @@ KNOWN = [
     ("down1x1s2", (8, 64, 56, 56), (128, 64, 1, 1), dict(stride=2),
      {"forward": "indirect_gemm", "input_grad": "phases[indirect_gemm]", "weight_grad": "gemm"}),
     ("dw3x3_56", (8, 32, 56, 56), (32, 1, 3, 3), dict(padding=1, groups=32),
+     {"forward": "direct_planes", "input_grad": "phases[direct_planes]", "weight_grad": "depthwise_planes"}),
+    ("dw3x3_112", (8, 32, 112, 112), (32, 1, 3, 3), dict(padding=1, groups=32),
      {"forward": "direct", "input_grad": "phases[direct]", "weight_grad": "depthwise"}),
+    ("dw3x3s2_14", (8, 576, 14, 14), (576, 1, 3, 3), dict(stride=2, padding=1, groups=576),
+     {"forward": "direct_planes", "input_grad": "phases[direct_planes]", "weight_grad": "depthwise_planes"}),
     ("lenet5x5", (64, 1, 28, 28), (20, 1, 5, 5), {},
      {"forward": "indirect_gemm", "input_grad": "phases[shift_add]", "weight_grad": "dot"}),
     ("res3x3_7_small_plane", (1, 512, 7, 7), (512, 512, 3, 3), dict(padding=1),
@@ -59,7 +63,8 @@ def _old_rules(N, C, H, W, K, Cg, R, S, s, d, g, Ho, Wo):
         if kg < 4:
             if sh == (1, 1) and cg >= 8 and kg * R * S >= 8 and N * g >= 8:
                 return "shift_add"
-            return "direct"
+            return "direct_planes" if cg <= max(1, 64 // (R * S)) and Ho <= 64 and Wo <= 64 \
+                else "direct"
         if (R, S) == (3, 3) and sh == (1, 1) and dh == (1, 1) and kg >= 128 and cg >= 128 \
                 and Ho * Wo >= 144 and Ho >= 4 and Wo >= 4:
             return "winograd_2x2"
@@ -67,7 +72,7 @@ def _old_rules(N, C, H, W, K, Cg, R, S, s, d, g, Ho, Wo):
 
     fwd = corr(N, C, K, R, S, s, d, Ho, Wo, Cg, Kg)
     if Kg < 4:
-        wg = "depthwise"
+        wg = "depthwise_planes" if Ho <= 64 and Wo <= 64 else "depthwise"
     elif fwd == "winograd_2x2":
         wg = "winograd_2x2"
     else:
@@ -194,7 +199,7 @@ def test_winograd_refused_with_the_rule():
 @pytest.mark.parametrize(
     "algorithms, match",
     [
-        ({"forward": "fft"}, r"unknown correlation algorithm 'fft' \(one of: shift_add, direct, winograd_2x2, winograd_4x4, indirect_gemm\)"),
+        ({"forward": "fft"}, r"unknown correlation algorithm 'fft' \(one of: shift_add, direct, direct_planes, winograd_2x2, winograd_4x4, indirect_gemm\)"),
         ({"backward": "gemm"}, r"unknown key 'backward'"),
         ({"input_grad": "phases[fft]"}, r"unknown correlation algorithm 'fft'"),
         ({"weight_grad": "im2col"}, r"unknown weight-gradient algorithm 'im2col'"),

@@ -13,6 +13,7 @@
 // in chunk order. No atomics, same bits for any thread count.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "conv2d/conv2d.hpp"
 #include "conv2d/plan.hpp"
@@ -118,6 +119,50 @@ void weight_grad_direct(const Conv2dGeometry& g, const T* dy, const T* x, T* dw)
         }
         kern.vec.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
     }, Cg * g.R * g.S * g.N * P);
+}
+
+// The depthwise weight gradient on small planes (7x7-28x28 in MobileNets,
+// where weight_grad_direct's per-row copies cost more than its products):
+// per image, the tap planes of the whole output (PhasePlanes with one band
+// and a column slot per tap, so tap (c, r, s) reads exactly its Ho*Wo input
+// values as one contiguous run, padding as zeros), and dot_taps over the
+// flattened plane as one row: dy is read in place. The last n % lanes
+// products of each tap go to lane 0. One task per output channel, images in
+// order. Every product of the definition is made (padding included), so
+// Inf / NaN in dy or x land as in the exact loop.
+template <class T>
+void weight_grad_planes(const Conv2dGeometry& g, const T* dy, const T* x, T* dw) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const index_t L = kern.lanes, Kg = g.Kg(), Cg = g.Cg(), R = g.R, S = g.S, RS = R * S;
+    const index_t P = g.Ho * g.Wo, full = P - P % L;
+    const CorrelationPlan fp = forward_plan(g);
+    const PhasePlanes pp(fp, g.Ho, /*tap_columns=*/true);  // lw == Wo
+    const index_t per_thread = checked_add(pp.size, Cg * RS * L, "conv2d_weight_grad");
+    const int nt = threads_for(g.K);
+    Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d_weight_grad"), "tap planes");
+    std::vector<index_t> off(Cg * RS);
+    for (index_t t = 0; t < Cg * RS; ++t) off[t] = pp.offset(t);
+    Buffer<const T*> pointers(checked_mul(nt, R, "conv2d_weight_grad"), "row pointers");
+    std::vector<char> zeroed(nt, 0);  // every fill writes the same positions
+    parallel_for(g.K, [&](index_t k, int tid) {
+        const index_t grp = k / Kg;
+        T* planes = scratch.data() + tid * per_thread;
+        const T** rows = pointers.data() + tid * R;  // filter row r's tap (c, r, 0); tap s: s planes on
+        T* acc = planes + pp.size;
+        std::fill(acc, acc + Cg * RS * L, T(0));
+        for (index_t n = 0; n < g.N; ++n) {
+            pp.fill(fp, x + (n * g.C + grp * Cg) * g.H * g.W, 0, g.Ho, planes, !zeroed[tid]);
+            zeroed[tid] = 1;
+            const T* dyk = dy + (n * g.K + k) * P;
+            for (index_t c = 0; c < Cg; ++c) {
+                for (index_t r = 0; r < R; ++r) rows[r] = planes + off[(c * R + r) * S];
+                if (full > 0) kern.dot.taps(1, full, R, S, &dyk, rows, pp.plane, acc + c * RS * L);
+            }
+            for (index_t t = 0; t < Cg * RS; ++t)
+                for (index_t q = full; q < P; ++q) acc[t * L] += dyk[q] * planes[off[t] + q];
+        }
+        kern.vec.lane_sums(Cg * RS, acc, dw + k * Cg * RS);
+    }, Cg * RS * g.N * P);
 }
 
 // The fixed partition of the batch that a weight gradient reduces over:
@@ -304,6 +349,7 @@ void conv2d_backward_weight(const Conv2dPlan& plan, const T* dy, const T* x, T* 
         algo = WeightGradAlgo::gemm;  // non-finite or huge operands (winograd_safe)
     switch (algo) {
         case WeightGradAlgo::depthwise: weight_grad_direct(g, dy, x, dw); break;
+        case WeightGradAlgo::depthwise_planes: weight_grad_planes(g, dy, x, dw); break;
         case WeightGradAlgo::winograd_2x2: return weight_grad_winograd<2>(g, dy, x, dw, db);  // + bias
         case WeightGradAlgo::winograd_4x4: return weight_grad_winograd<4>(g, dy, x, dw, db);
         case WeightGradAlgo::dot: return weight_grad_dot(g, dy, x, dw, db);          // + bias

@@ -16,11 +16,6 @@ namespace {
 
 // Output rows per task of the direct loop.
 constexpr index_t kDirectRows = 8;
-// Products per running sum of the direct loop: the float32 error of one
-// running sum grows with its length (a stem's input gradient sums 1024
-// products per output), so the loop sums blocks of channels of about this
-// many products each and adds the block sums in order, as a blocked GEMM does.
-constexpr index_t kDirectSumTerms = 64;
 
 // Indirect GEMM: per (image, group, band of output rows), fill the band's
 // phase planes (PhasePlanes) and let the micro-kernel read the column
@@ -227,6 +222,44 @@ void correlate_direct(const CorrelationPlan& p, const T* x, const T* w, const T*
     }, Kg * Cg * p.R * p.S * kDirectRows * p.Wo);
 }
 
+// Direct over whole planes: the direct loop for small planes with few input
+// channels per group (depthwise layers at 7x7-28x28, where the row loop's
+// per-row copies and part-filled vectors cost more than its arithmetic).
+// Per (image, group), the phase planes of the whole output (PhasePlanes with
+// one band: every stride phase a tap reads, zero padded, rows lw = Wo + span
+// apart), so tap (c, r, s) reads the flattened planes at its own offset and
+// each output channel is one vector loop over Ho*lw positions
+// (corr_taps), the Wo valid values of each row copied out. Its sums are the
+// row loop's, term for term (one running sum of every tap, in order).
+template <class T>
+void correlate_planes(const CorrelationPlan& p, const T* x, const T* w, const T* bias, T* y) {
+    const gemm::Kernel<T>& kern = gemm::kernel<T>();
+    const index_t Kg = p.Kg(), Cg = p.Cg(), taps = Cg * p.R * p.S, P = p.Ho * p.Wo;
+    const PhasePlanes pp(p, p.Ho);
+    const index_t n = checked_mul(p.Ho, pp.lw, "conv2d");
+    const index_t per_thread = checked_add(pp.size, round_up(n, kern.lanes), "conv2d");
+    Buffer<index_t> off(taps, "tap offsets");
+    for (index_t t = 0; t < taps; ++t) off[t] = pp.offset(t);
+    const index_t tasks = p.N * p.groups;
+    const index_t threads = threads_for(tasks);
+    Buffer<T> scratch(checked_mul(threads, per_thread, "conv2d"), "input phase planes");
+    // Every task fills the same positions: the padding is zeroed once.
+    std::vector<char> zeroed(threads, 0);
+    parallel_for(tasks, [&](index_t t, int tid) {
+        const index_t img = t / p.groups, g = t % p.groups;
+        T* planes = scratch.data() + tid * per_thread;
+        T* z = planes + pp.size;
+        pp.fill(p, x + (img * p.C + g * Cg) * p.H * p.W, 0, p.Ho, planes, !zeroed[tid]);
+        zeroed[tid] = 1;
+        for (index_t k = g * Kg; k < (g + 1) * Kg; ++k) {
+            kern.direct.corr_taps(n, taps, w + k * taps, planes, off.data(), bias ? bias[k] : T(0), z);
+            T* yk = y + (img * p.K + k) * P;
+            for (index_t oh = 0; oh < p.Ho; ++oh)
+                for (index_t ow = 0; ow < p.Wo; ++ow) yk[oh * p.Wo + ow] = z[oh * pp.lw + ow];
+        }
+    }, Kg * taps * n);
+}
+
 }  // namespace
 
 template <class T>
@@ -238,6 +271,7 @@ void correlate_nchw(const CorrelationPlan& p, CorrAlgo algo, const T* x, const T
     switch (algo) {
         case CorrAlgo::shift_add: return correlate_shift_add(p, x, w, bias, y);
         case CorrAlgo::direct: return correlate_direct(p, x, w, bias, y);
+        case CorrAlgo::direct_planes: return correlate_planes(p, x, w, bias, y);
         case CorrAlgo::winograd_2x2: return correlate_winograd<2>(p, x, w, bias, y);
         case CorrAlgo::winograd_4x4: return correlate_winograd<4>(p, x, w, bias, y);
         case CorrAlgo::indirect_gemm: return correlate_indirect(p, x, w, bias, y);

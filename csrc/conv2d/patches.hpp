@@ -117,25 +117,31 @@ struct PhasePlanes {
                ah.shift[r] * lw + aw.shift[s];
     }
 
-    // Planes of output rows [oh0, oh0 + rows) of one image group (x: its channel 0).
+    // Planes of output rows [oh0, oh0 + rows) of one image group (x: its
+    // channel 0). Without zeros, only the values read from x are written:
+    // the padding must hold zeros already (a buffer zeroed once, then filled
+    // for the same oh0 and rows each time).
     template <class T>
-    void fill(const CorrelationPlan& p, const T* x, index_t oh0, index_t rows, T* planes) const {
-        for (index_t c = 0; c < p.Cg(); ++c)
-            for (index_t i = 0; i < ah.nslots; ++i)
-                for (index_t j = 0; j < aw.nslots; ++j) {
+    void fill(const CorrelationPlan& p, const T* x, index_t oh0, index_t rows, T* planes,
+              bool zeros = true) const {
+        for (index_t j = 0; j < aw.nslots; ++j) {
+            const RowSampling cols(p.W, lw, p.stride.w, aw.qmin * p.stride.w + aw.slot_phase[j]);
+            for (index_t c = 0; c < p.Cg(); ++c)
+                for (index_t i = 0; i < ah.nslots; ++i) {
                     T* dst = planes + ((c * ah.nslots + i) * aw.nslots + j) * plane;
                     for (index_t q = 0; q < band + ah.span; ++q, dst += lw) {
                         // rows past the band's last output row + span: never used
                         const index_t ih = q < rows + ah.span
                             ? (oh0 + q + ah.qmin) * p.stride.h + ah.slot_phase[i] : -1;
-                        if (ih < 0 || ih >= p.H)
+                        if (ih >= 0 && ih < p.H)
+                            zeros ? cols(x + (c * p.H + ih) * p.W, T(0), dst)
+                                  : cols.values(x + (c * p.H + ih) * p.W, dst);
+                        else if (zeros)
                             std::fill(dst, dst + lw, T(0));
-                        else
-                            sample_row(x + (c * p.H + ih) * p.W, p.W, lw, p.stride.w,
-                                       aw.qmin * p.stride.w + aw.slot_phase[j], T(0), dst);
                     }
                 }
-        std::fill(planes + nplanes * plane, planes + size, T(0));
+        }
+        if (zeros) std::fill(planes + nplanes * plane, planes + size, T(0));
     }
 };
 

@@ -3,6 +3,7 @@
 // measurements").
 #include "conv2d/select.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iterator>
 #include <string>
@@ -82,6 +83,17 @@ bool strided_shift_add_pays(const Conv2dGeometry& g) {
            shift_add_spans_fit(g);
 }
 
+// direct_planes sums every tap of an output in one running sum, as the
+// direct loop does for one block of channels (kDirectSumTerms): so the
+// channels of one such block, and planes small enough to stay in cache.
+constexpr index_t kPlanesMaxSide = 64;
+
+bool planes_fit(index_t Ho, index_t Wo) { return Ho <= kPlanesMaxSide && Wo <= kPlanesMaxSide; }
+
+bool direct_planes_fits(const CorrelationPlan& p) {
+    return p.Cg() <= std::max<index_t>(1, kDirectSumTerms / (p.R * p.S)) && planes_fit(p.Ho, p.Wo);
+}
+
 // The dot-product weight gradient serves layers with few input channels per
 // group (first layers: their few planes stay in cache while dy streams,
 // well ahead of the GEMM; with 64 channels, down1x1s2, the GEMM is faster).
@@ -99,13 +111,13 @@ E parse(const char* op, const char* what, const std::string& name, const E (&all
         msg(op, ": unknown ", what, " algorithm '", name, "' (one of: ", names, ")"));
 }
 
-constexpr CorrAlgo kCorrAlgos[] = {CorrAlgo::shift_add, CorrAlgo::direct,
+constexpr CorrAlgo kCorrAlgos[] = {CorrAlgo::shift_add, CorrAlgo::direct, CorrAlgo::direct_planes,
                                    CorrAlgo::winograd_2x2, CorrAlgo::winograd_4x4,
                                    CorrAlgo::indirect_gemm};
 constexpr InputGradAlgo kInputGradAlgos[] = {InputGradAlgo::phases,
                                              InputGradAlgo::strided_shift_add};
 constexpr WeightGradAlgo kWeightGradAlgos[] = {
-    WeightGradAlgo::depthwise, WeightGradAlgo::winograd_2x2, WeightGradAlgo::winograd_4x4,
+    WeightGradAlgo::depthwise, WeightGradAlgo::depthwise_planes, WeightGradAlgo::winograd_2x2, WeightGradAlgo::winograd_4x4,
     WeightGradAlgo::dot, WeightGradAlgo::gemm};
 
 }  // namespace
@@ -114,6 +126,7 @@ const char* algo_name(CorrAlgo a) {
     switch (a) {
         case CorrAlgo::shift_add: return "shift_add";
         case CorrAlgo::direct: return "direct";
+        case CorrAlgo::direct_planes: return "direct_planes";
         case CorrAlgo::winograd_2x2: return "winograd_2x2";
         case CorrAlgo::winograd_4x4: return "winograd_4x4";
         case CorrAlgo::indirect_gemm: return "indirect_gemm";
@@ -132,6 +145,7 @@ const char* algo_name(InputGradAlgo a) {
 const char* algo_name(WeightGradAlgo a) {
     switch (a) {
         case WeightGradAlgo::depthwise: return "depthwise";
+        case WeightGradAlgo::depthwise_planes: return "depthwise_planes";
         case WeightGradAlgo::winograd_2x2: return "winograd_2x2";
         case WeightGradAlgo::winograd_4x4: return "winograd_4x4";
         case WeightGradAlgo::dot: return "dot";
@@ -156,6 +170,7 @@ bool can_run(CorrAlgo a, const CorrelationPlan& p) {
         case CorrAlgo::winograd_2x2:
         case CorrAlgo::winograd_4x4: return is_3x3_unit(p) && p.Ho >= 4 && p.Wo >= 4;
         case CorrAlgo::direct:
+        case CorrAlgo::direct_planes:
         case CorrAlgo::indirect_gemm: return true;
     }
     return false;
@@ -170,7 +185,10 @@ bool can_run(WeightGradAlgo a, const Conv2dGeometry& g) {
 }
 
 CorrAlgo select_correlation(const CorrelationPlan& p) {
-    if (p.Kg() < kMinGemmRows) return shift_add_pays(p) ? CorrAlgo::shift_add : CorrAlgo::direct;
+    if (p.Kg() < kMinGemmRows) {
+        if (shift_add_pays(p)) return CorrAlgo::shift_add;
+        return direct_planes_fits(p) ? CorrAlgo::direct_planes : CorrAlgo::direct;
+    }
     return winograd_or_gemm(p);
 }
 
@@ -179,7 +197,8 @@ InputGradAlgo select_input_grad(const Conv2dGeometry& g) {
 }
 
 WeightGradAlgo select_weight_grad(const Conv2dGeometry& g) {
-    if (g.Kg() < kMinGemmRows) return WeightGradAlgo::depthwise;
+    if (g.Kg() < kMinGemmRows)
+        return planes_fit(g.Ho, g.Wo) ? WeightGradAlgo::depthwise_planes : WeightGradAlgo::depthwise;
     switch (winograd_or_gemm(forward_plan(g))) {
         case CorrAlgo::winograd_2x2: return WeightGradAlgo::winograd_2x2;
         case CorrAlgo::winograd_4x4: return WeightGradAlgo::winograd_4x4;

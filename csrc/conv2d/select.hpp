@@ -17,6 +17,7 @@ namespace convext {
 enum class CorrAlgo {
     shift_add,      // GEMM over input positions, then shifted adds (few outputs, many inputs)
     direct,         // register-blocked direct loop (few output channels per group)
+    direct_planes,  // the direct sums over whole flattened phase planes (small depthwise planes)
     winograd_2x2,   // Winograd F(2x2, 3x3) (3x3, stride 1, undilated; a direct sum's error)
     winograd_4x4,   // Winograd F(4x4, 3x3) (faster, ~20x less exact: opt-in)
     indirect_gemm,  // GEMM reading phase planes in place (everything else)
@@ -29,11 +30,19 @@ enum class InputGradAlgo {
 
 enum class WeightGradAlgo {
     depthwise,  // per output channel, all taps per pass (few output channels per group)
+    depthwise_planes,  // the same over whole flattened tap planes (small planes)
     winograd_2x2,  // transformed x and dy tiles, one GEMM per transformed position
     winograd_4x4,  // the same with F(4x4, 3x3) tiles (opt-in)
     dot,        // dot products of dy with each tap's plane (few input channels per group)
     gemm,       // dy times the gathered patches (everything else)
 };
+
+// Products per running sum of the direct loops: the float32 error of one
+// running sum grows with its length (a stem's input gradient sums 1024
+// products per output), so the direct loop sums blocks of channels of about
+// this many products each and adds the block sums in order, as a blocked
+// GEMM does; direct_planes takes only layers whose taps fit one block.
+constexpr index_t kDirectSumTerms = 64;
 
 inline bool is_winograd(CorrAlgo a) {
     return a == CorrAlgo::winograd_2x2 || a == CorrAlgo::winograd_4x4;

@@ -53,6 +53,13 @@ struct DirectKernel {
                       const T* w, index_t w_step, const T* patch, index_t row_step,
                       index_t c_stride, index_t r_stride, index_t s_stride, const T* init, T* y,
                       index_t y_step) = nullptr;
+    // One output channel over a flattened plane, each tap at its own offset
+    // (any stride or dilation, through stride-phase planes):
+    //   y[q] = init + sum_{t<taps} w[t] * src[off[t] + q],  q < n,
+    // taps summed in order. src readable up to off[t] + round_up(n, lanes),
+    // y writable up to round_up(n, lanes).
+    void (*corr_taps)(index_t n, index_t taps, const T* w, const T* src, const index_t* off,
+                      T init, T* y) = nullptr;
 };
 
 // Dot products of the depthwise and dot-product weight gradients.

@@ -294,6 +294,35 @@ void corr_rows(index_t wo, index_t rows, index_t kb, index_t cg, index_t R, inde
     }
 }
 
+// y[q] = init + sum_{t<taps} w[t] * src[off[t] + q] for q < n, NV vectors
+// of q at a time (independent FMA chains sharing each splat tap); the taps
+// summed in order, as corr_block sums its (c, r, s). Reads and writes whole
+// vectors: src readable up to off[t] + round_up(n, L), y writable up to
+// round_up(n, L).
+template <class T>
+void corr_taps(index_t n, index_t taps, const T* w, const T* src, const index_t* off, T init,
+               T* y) {
+    using V = typename Vec<T>::type;
+    constexpr int L = kLanes<T>, NV = 4;
+    auto run = [&](auto nv_tag, index_t q) {
+        constexpr int B = decltype(nv_tag)::value;
+        V acc[B];
+#pragma GCC unroll 4
+        for (int v = 0; v < B; ++v) acc[v] = splat(init);
+        for (index_t t = 0; t < taps; ++t) {
+            const V wv = splat(w[t]);
+            const T* sp = src + off[t] + q;
+#pragma GCC unroll 4
+            for (int v = 0; v < B; ++v) acc[v] += wv * vload(sp + v * L);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < B; ++v) vstore(y + q + v * L, acc[v]);
+    };
+    index_t q = 0;
+    for (; q + NV * L <= n; q += NV * L) run(std::integral_constant<int, NV>{}, q);
+    for (; q < n; q += L) run(std::integral_constant<int, 1>{}, q);
+}
+
 // acc[(r*S + s)*L + l] += lane l of sum_i sum_{q<wq} dy[i][q] * x[i*R + r][q + s*s_stride]
 // for every tap (r, s): the depthwise weight gradient, output row i meeting
 // input row x[i*R + r] under filter row r. wq is a multiple of L; rows zero
@@ -710,6 +739,7 @@ constexpr Kernel<T> make_kernel(const char* name) {
     k.gemm.pack_a = pack_a<T>;
     k.gemm.pack_b_cols = pack_b_cols<T>;
     k.direct.corr_rows = corr_rows<T>;
+    k.direct.corr_taps = corr_taps<T>;
     k.dot.taps = dot_taps<T>;
     k.dot.k = CONVEXT_DOT_K;
     k.dot.j = CONVEXT_DOT_J;

@@ -19,11 +19,11 @@ from convext._args import FloatArray, IntPair, float_dtype
 __all__ = ["Conv2dPlan", "CORR_ALGORITHMS", "INPUT_GRAD_ALGORITHMS", "WEIGHT_GRAD_ALGORITHMS"]
 
 #: Forward algorithms (also the correlation cores of the input gradient's phases).
-CORR_ALGORITHMS = ("shift_add", "direct", "winograd_2x2", "winograd_4x4", "indirect_gemm")
+CORR_ALGORITHMS = ("shift_add", "direct", "direct_planes", "winograd_2x2", "winograd_4x4", "indirect_gemm")
 #: Input-gradient algorithms; ``"phases[core]"`` also forces the phases' core.
 INPUT_GRAD_ALGORITHMS = ("phases", "strided_shift_add")
 #: Weight-gradient algorithms.
-WEIGHT_GRAD_ALGORITHMS = ("depthwise", "winograd_2x2", "winograd_4x4", "dot", "gemm")
+WEIGHT_GRAD_ALGORITHMS = ("depthwise", "depthwise_planes", "winograd_2x2", "winograd_4x4", "dot", "gemm")
 
 
 class Conv2dPlan:
